@@ -1,0 +1,245 @@
+"""Penalty regularisation J = loss + lambda * Omega, and parameter tying.
+
+L1 and L2 penalties are Keras's own and are not rewritten here:
+
+    keras.layers.Dense(64, kernel_regularizer=keras.regularizers.L2(1e-4))
+
+adds `1e-4 * sum(W ** 2)` to the training loss (`L1(l)` adds
+`l * sum(|W|)`, `L1L2` both); biases are left unpenalised by passing no
+`bias_regularizer`. What Keras lacks is parameter tying: a penalty
+`strength * ||W_A - W_B||` that keeps the parameters of two models (or of one
+model and fixed reference values) close. `TiedRegularizer` and `tie_weights`
+provide it; `keras_tricks.callbacks.PenaltyLogger` logs the penalty beside the
+data loss so that the trade-off lambda makes can be plotted.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+
+from keras_tricks._validation import check_choice, check_number, invalid
+
+NORMS = ("l2", "l1")
+
+
+@keras.saving.register_keras_serializable(package="keras_tricks")
+class TiedRegularizer(keras.regularizers.Regularizer):
+    """Penalty pulling a weight toward a reference: `strength * ||W - R||`.
+
+    With `norm="l2"` the penalty is `strength * sum((W - R) ** 2)` (squared
+    Euclidean norm, gradient `2 * strength * (W - R)`); with `norm="l1"` it is
+    `strength * sum(|W - R|)`.
+
+    The reference `R` is either fixed values (an array, e.g. pretrained
+    weights: the "L2-SP" regulariser of Li et al. 2018) or a live weight of
+    another layer (`reference_layer` and `reference_weight`, as set up by
+    `tie_weights`): then the penalty reads its current value at every step,
+    and gradients flow into it when it is trainable in the model being fit.
+
+    Args:
+        reference: fixed reference values (array-like of the weight's shape),
+            or `None` with `reference_layer`.
+        strength: the penalty factor lambda >= 0.
+        norm: `"l2"` (squared) or `"l1"`. Defaults to `"l2"`.
+        reference_layer: a `keras.layers.Layer` whose weight is the live
+            reference. Defaults to `None`.
+        reference_weight: name of that layer's weight (an attribute such as
+            `"kernel"`). Defaults to `"kernel"`.
+
+    Example:
+
+    >>> pretrained = np.ones((4, 3), "float32")
+    >>> layer = keras.layers.Dense(
+    ...     3, kernel_regularizer=TiedRegularizer(pretrained, strength=0.1))
+
+    Reference:
+        Li, Grandvalet & Davoine, "Explicit Inductive Bias for Transfer
+        Learning with Convolutional Networks", ICML 2018.
+    """
+
+    def __init__(
+        self,
+        reference=None,
+        *,
+        strength,
+        norm="l2",
+        reference_layer=None,
+        reference_weight="kernel",
+    ):
+        self.strength = check_number("strength", strength, low=0)
+        self.norm = check_choice("norm", norm, NORMS)
+        if (reference is None) == (reference_layer is None):
+            raise invalid(
+                "reference",
+                reference if reference is not None else None,
+                "exactly one of `reference` (fixed values) and "
+                "`reference_layer` (a live layer)",
+            )
+        if reference_layer is not None and not isinstance(
+            reference_layer, keras.layers.Layer
+        ):
+            raise invalid(
+                "reference_layer", reference_layer, "a keras.layers.Layer", TypeError
+            )
+        if reference is not None:
+            reference = np.asarray(reference, dtype="float32")
+            if not np.all(np.isfinite(reference)):
+                raise invalid("reference", "array with NaN or Inf", "finite values")
+        self.reference = reference
+        self.reference_layer = reference_layer
+        self.reference_weight = reference_weight
+
+    def _reference(self):
+        if self.reference is not None:
+            return self.reference
+        variable = getattr(self.reference_layer, self.reference_weight, None)
+        if variable is None:
+            raise ValueError(
+                f"The tied reference layer '{self.reference_layer.name}' has no "
+                f"weight `{self.reference_weight}` (it is not built, or it was "
+                "not restored with the model). Tie layers of the same model, "
+                "or pass fixed values with TiedRegularizer(reference=array)."
+            )
+        return variable
+
+    def __call__(self, x):
+        diff = x - keras.ops.cast(self._reference(), x.dtype)
+        if self.norm == "l2":
+            return self.strength * keras.ops.sum(keras.ops.square(diff))
+        return self.strength * keras.ops.sum(keras.ops.abs(diff))
+
+    def get_config(self):
+        config = {
+            "strength": self.strength,
+            "norm": self.norm,
+            "reference_weight": self.reference_weight,
+        }
+        if self.reference is not None:
+            config["reference"] = self.reference.tolist()
+        else:
+            config["reference_layer"] = _shared_layer_config(self.reference_layer)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("reference_layer") is not None:
+            config["reference_layer"] = keras.saving.deserialize_keras_object(
+                config["reference_layer"]
+            )
+        return cls(**config)
+
+
+def _shared_layer_config(layer):
+    """Serialises `layer` so that loading binds to the model's own instance.
+
+    Inside `model.save`, Keras gives every object serialised twice a
+    `shared_object_id`, and `load_model` then creates it once. The id is set
+    here explicitly because Keras copies nested configs after marking them.
+    The build config is dropped: a reference layer that is not part of the
+    saved model comes back unbuilt, and the penalty raises a clear error
+    instead of silently pulling toward freshly initialised weights.
+    """
+    config = dict(keras.saving.serialize_keras_object(layer))
+    config.pop("build_config", None)
+    config["shared_object_id"] = id(layer)
+    return config
+
+
+def tie_weights(layer_a, layer_b, *, strength, norm="l2", weights=("kernel",)):
+    """Ties the weights of two layers with a penalty on their difference.
+
+    Adds `strength * ||W_A - W_B||_2^2` (`norm="l2"`) or
+    `strength * sum(|W_A - W_B|)` (`norm="l1"`) to the training loss of any
+    model containing `layer_a`, for each weight named in `weights`. This is
+    soft parameter sharing (e.g. two task towers kept close): when both layers
+    are trainable in the model being fit, gradients flow into both
+    (`2 * strength * (W_A - W_B)` into A, the opposite into B). When `layer_b`
+    is frozen, or belongs to another model, it is a fixed reference.
+
+    The penalty is set as the regularizer of `layer_a`'s weights (and of its
+    `<weight>_regularizer` attribute, so it is saved with the model): a model
+    saved to `.keras` and reloaded keeps the tie, provided `layer_b` is part of
+    the saved model. To pull toward weights outside the model, pass their
+    values to `TiedRegularizer(reference=...)` instead.
+
+    Args:
+        layer_a: built `keras.layers.Layer` that carries the penalty.
+        layer_b: built `keras.layers.Layer` with weights of the same shapes.
+        strength: the penalty factor lambda >= 0.
+        norm: `"l2"` (squared Euclidean) or `"l1"`. Defaults to `"l2"`.
+        weights: names of the weights to tie. Defaults to `("kernel",)`.
+
+    Returns:
+        The list of `TiedRegularizer` objects created, one per weight.
+
+    Raises:
+        ValueError: for `strength < 0`, an unknown `norm`, unbuilt layers, a
+            weight name a layer lacks, shapes that differ, or a weight that
+            already has a regularizer (it would be replaced).
+
+    Example:
+
+    >>> inputs = keras.Input((8,))
+    >>> tower_a, tower_b = keras.layers.Dense(4), keras.layers.Dense(4)
+    >>> model = keras.Model(inputs, [tower_a(inputs), tower_b(inputs)])
+    >>> ties = tie_weights(tower_a, tower_b, strength=1e-3)
+    """
+    strength = check_number("strength", strength, low=0)
+    norm = check_choice("norm", norm, NORMS)
+    if isinstance(weights, str):
+        weights = (weights,)
+    for argument, layer in (("layer_a", layer_a), ("layer_b", layer_b)):
+        if not isinstance(layer, keras.layers.Layer):
+            raise invalid(argument, layer, "a keras.layers.Layer", TypeError)
+        if not layer.built:
+            raise invalid(
+                argument,
+                layer.name,
+                "a built layer",
+                fix="Build the model (call it on data) first",
+            )
+    if layer_a is layer_b:
+        raise invalid("layer_b", layer_b.name, "a layer other than `layer_a`")
+    ties = []
+    for name in weights:
+        variables = []
+        for argument, layer in (("layer_a", layer_a), ("layer_b", layer_b)):
+            variable = getattr(layer, name, None)
+            if not isinstance(variable, keras.Variable):
+                raise invalid(
+                    "weights",
+                    name,
+                    f"weight names that `{argument}` ('{layer.name}') has",
+                )
+            variables.append(variable)
+        weight_a, weight_b = variables
+        if tuple(weight_a.shape) != tuple(weight_b.shape):
+            raise ValueError(
+                f"Cannot tie `{name}` of layer '{layer_a.name}' (shape "
+                f"{tuple(weight_a.shape)}) to `{name}` of layer "
+                f"'{layer_b.name}' (shape {tuple(weight_b.shape)}): the "
+                "shapes must match."
+            )
+        if weight_a.regularizer is not None:
+            raise ValueError(
+                f"`{name}` of layer '{layer_a.name}' already has a regularizer "
+                f"({weight_a.regularizer!r}); tie_weights would replace it. "
+                "Remove it, or tie the other way round."
+            )
+        tie = TiedRegularizer(
+            strength=strength, norm=norm, reference_layer=layer_b, reference_weight=name
+        )
+        weight_a.regularizer = tie
+        attribute = f"{name}_regularizer"
+        if hasattr(layer_a, attribute):
+            setattr(layer_a, attribute, tie)
+        else:
+            warnings.warn(
+                f"Layer '{layer_a.name}' has no `{attribute}` argument: the tie "
+                "works in training but is not saved with the model.",
+                stacklevel=2,
+            )
+        ties.append(tie)
+    return ties

@@ -1,0 +1,71 @@
+"""A list of result rows that prints as a table and converts to a dict."""
+
+
+def _format(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+class Report(list):
+    """Rows of results (dicts with the same keys) returned by the tools.
+
+    `print(report)` shows an aligned text table, `report.to_dict()` gives
+    `{key: row}` indexed by the first column, and `report.to_records()` a list
+    of plain dicts (ready for `pandas.DataFrame` or `csv.DictWriter`).
+
+    Args:
+        rows: iterable of dicts; the keys of the first row are the columns.
+        title: optional line printed above the table.
+    """
+
+    def __init__(self, rows=(), title=None):
+        super().__init__(dict(row) for row in rows)
+        self.title = title
+
+    @property
+    def columns(self):
+        """The column names, in order."""
+        return list(self[0]) if self else []
+
+    def to_records(self):
+        """Returns the rows as a list of plain dicts."""
+        return [dict(row) for row in self]
+
+    def to_dict(self):
+        """Returns `{first-column value: row}` for every row."""
+        key = self.columns[0] if self else None
+        return {row[key]: dict(row) for row in self}
+
+    def to_markdown(self):
+        """Returns the table in GitHub Markdown."""
+        columns = self.columns
+        lines = [
+            "| " + " | ".join(columns) + " |",
+            "|" + "|".join("---" for _ in columns) + "|",
+        ]
+        for row in self:
+            cells = (_format(row.get(c)) for c in columns)
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def __str__(self):
+        columns = self.columns
+        cells = [[_format(row.get(c)) for c in columns] for row in self]
+        widths = [
+            max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)
+        ]
+        lines = [self.title] if self.title else []
+        lines.append(
+            "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+        )
+        lines.append("  ".join("-" * w for w in widths))
+        lines += [
+            "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"Report({self.to_records()!r})"

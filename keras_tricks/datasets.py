@@ -36,3 +36,54 @@ def load_digits(*, dev_size=0.2, seed=0):
     mean = x_train.mean(axis=0)
     std = x_train.std(axis=0) + np.float32(1e-7)
     return ((x_train - mean) / std, y_train), ((x_dev - mean) / std, y_dev)
+
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+"""Where Debian's `dataset-fashion-mnist` package installs the data."""
+
+
+def _read_idx(path):
+    import gzip
+
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_fashion_mnist(path=FASHION_MNIST_DIR):
+    """The real Fashion-MNIST (70,000 28x28 images) from a local directory.
+
+    Reads the four idx files (`train-images-idx3-ubyte.gz`, ...) that Debian's
+    `dataset-fashion-mnist` package installs; nothing is downloaded.
+
+    Args:
+        path: directory holding the idx files. Defaults to
+            `/usr/share/datasets/fashion-mnist`.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`: uint8 images of shape
+        `(n, 28, 28)` and uint8 labels, 60,000 training and 10,000 test.
+
+    Raises:
+        FileNotFoundError: if the files are missing; the message gives the
+            install command.
+    """
+    from pathlib import Path
+
+    files = {
+        "x_train": "train-images-idx3-ubyte.gz",
+        "y_train": "train-labels-idx1-ubyte.gz",
+        "x_test": "t10k-images-idx3-ubyte.gz",
+        "y_test": "t10k-labels-idx1-ubyte.gz",
+    }
+    missing = [name for name in files.values() if not (Path(path) / name).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"Fashion-MNIST is not in {path} (missing {', '.join(missing)}). "
+            "Install it with `sudo apt-get install dataset-fashion-mnist`, or "
+            "pass `path=` to a directory holding the four idx .gz files."
+        )
+    arrays = {key: _read_idx(Path(path) / name) for key, name in files.items()}
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])

@@ -2,7 +2,7 @@
 
 Each family lives in its own subpackage: `initializers` (named schemes, LSUV),
 `regularizers` (L1/L2 guidance, parameter tying), `diagnostics` (per-layer
-statistics), `callbacks`.
+statistics), `optimizers` (gradient clipping), `callbacks`.
 """
 
 import os
@@ -29,6 +29,7 @@ from keras_tricks import (  # noqa: E402
     datasets,
     diagnostics,
     initializers,
+    optimizers,
     regularizers,
     studies,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "datasets",
     "diagnostics",
     "initializers",
+    "optimizers",
     "regularizers",
     "studies",
 ]

@@ -27,7 +27,9 @@ def _np(grads):
 
 
 def _norm(arrays):
-    return float(np.sqrt(sum(np.sum(a.astype("float64") ** 2) for a in arrays if a is not None)))
+    return float(
+        np.sqrt(sum(np.sum(a.astype("float64") ** 2) for a in arrays if a is not None))
+    )
 
 
 @pytest.mark.parametrize("scale", [0.01, 10.0])
@@ -38,14 +40,14 @@ def test_clip_by_global_norm(rng, scale):
     assert out[-1] is None
     total = _norm(before)
     if total <= 1.0:
-        for a, b in zip(out[:-1], before[:-1]):
+        for a, b in zip(out[:-1], before[:-1], strict=True):
             np.testing.assert_array_equal(a, b)  # bit for bit
     else:
         assert _norm(out) == pytest.approx(1.0, rel=1e-5)
-        for a, b in zip(out[:-1], before[:-1]):
+        for a, b in zip(out[:-1], before[:-1], strict=True):
             np.testing.assert_allclose(a, b / total, rtol=1e-5)
     twice = _np(clip_by_global_norm(clip_by_global_norm(grads, 1.0), 1.0))
-    for a, b in zip(twice[:-1], out[:-1]):
+    for a, b in zip(twice[:-1], out[:-1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     assert float(global_norm(grads)) == pytest.approx(total, rel=1e-5)
 
@@ -55,7 +57,7 @@ def test_clip_by_norm_per_tensor(rng, scale):
     grads = _grads(rng, scale)
     before = _np(grads)
     out = _np(clip_by_norm(grads, 1.0))
-    for a, b in zip(out[:-1], before[:-1]):
+    for a, b in zip(out[:-1], before[:-1], strict=True):
         n = np.linalg.norm(b)
         if n <= 1.0:
             np.testing.assert_array_equal(a, b)
@@ -63,7 +65,7 @@ def test_clip_by_norm_per_tensor(rng, scale):
             assert np.linalg.norm(a) == pytest.approx(1.0, rel=1e-5)
             np.testing.assert_allclose(a, b / n, rtol=1e-5)
     twice = _np(clip_by_norm(clip_by_norm(grads, 1.0), 1.0))
-    for a, b in zip(twice[:-1], out[:-1]):
+    for a, b in zip(twice[:-1], out[:-1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
@@ -71,10 +73,10 @@ def test_clip_by_value(rng):
     grads = _grads(rng, 1.0)
     before = _np(grads)
     out = _np(clip_by_value(grads, 0.5))
-    for a, b in zip(out[:-1], before[:-1]):
+    for a, b in zip(out[:-1], before[:-1], strict=True):
         np.testing.assert_array_equal(a, np.clip(b, -0.5, 0.5))
     twice = _np(clip_by_value(clip_by_value(grads, 0.5), 0.5))
-    for a, b in zip(twice[:-1], out[:-1]):
+    for a, b in zip(twice[:-1], out[:-1], strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -109,7 +111,7 @@ def test_normalize(rng):
     before = _np(grads)
     out = _np(normalize(grads))
     assert _norm(out) == pytest.approx(1.0, rel=1e-5)
-    for a, b in zip(out[:-1], before[:-1]):
+    for a, b in zip(out[:-1], before[:-1], strict=True):
         np.testing.assert_allclose(a, b / _norm(before), rtol=1e-5)
     zero = _np(normalize([np.zeros(3, "float32")]))
     np.testing.assert_array_equal(zero[0], 0.0)

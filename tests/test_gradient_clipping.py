@@ -36,7 +36,7 @@ def _expected_clip(mode, grads, values, t):
         n = np.sqrt(sum((g**2).sum() for g in grads))
         return [t * g / n for g in grads]
     out = []
-    for g, w in zip(grads, values):
+    for g, w in zip(grads, values, strict=True):
         axes = tuple(range(g.ndim - 1)) if g.ndim > 1 else None
         wn = np.maximum(np.sqrt((w**2).sum(axis=axes)), 1e-3)
         gn = np.sqrt((g**2).sum(axis=axes))
@@ -46,18 +46,26 @@ def _expected_clip(mode, grads, values, t):
 
 @pytest.mark.parametrize(
     ("mode", "threshold"),
-    [("global_norm", 1.0), ("norm", 1.0), ("value", 0.5), ("adaptive", 0.05), ("normalize", 2.0)],
+    [
+        ("global_norm", 1.0),
+        ("norm", 1.0),
+        ("value", 0.5),
+        ("adaptive", 0.05),
+        ("normalize", 2.0),
+    ],
 )
 def test_step_matches_numpy(rng, mode, threshold):
     values, grads = _setup(rng)
     opt = GradientClipping(keras.optimizers.SGD(1.0), mode=mode, threshold=threshold)
     new = _step(opt, values, grads)
     clipped = _expected_clip(mode, grads, values, threshold)
-    for w, v, c in zip(new, values, clipped):
+    for w, v, c in zip(new, values, clipped, strict=True):
         np.testing.assert_allclose(w, v - c, rtol=1e-5, atol=1e-6)
     norms = [np.linalg.norm(g) for g in grads]
     np.testing.assert_allclose(opt.variable_norms.numpy(), norms, rtol=1e-5)
-    assert float(opt.global_norm.numpy()) == pytest.approx(np.linalg.norm(norms), rel=1e-5)
+    assert float(opt.global_norm.numpy()) == pytest.approx(
+        np.linalg.norm(norms), rel=1e-5
+    )
     assert int(opt.clipped_steps.numpy()) == 1
 
 
@@ -65,7 +73,7 @@ def test_below_threshold_is_untouched(rng):
     values, grads = _setup(rng, scale=0.01)
     opt = GradientClipping(keras.optimizers.SGD(1.0), threshold=100.0)
     ref = _step(keras.optimizers.SGD(1.0), values, grads)
-    for a, b in zip(_step(opt, values, grads), ref):
+    for a, b in zip(_step(opt, values, grads), ref, strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(opt.clipped_steps.numpy()) == 0
 
@@ -90,7 +98,7 @@ def test_wraps_any_optimizer(rng, make):
     clipped = [keras.ops.convert_to_numpy(g) for g in clip_by_global_norm(grads, 1.0)]
     ours = _step(GradientClipping(make()), values, grads, steps=3)
     theirs = _step(make(), values, clipped, steps=3)
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
@@ -107,7 +115,7 @@ def test_weight_decay_is_not_clipped(rng):
     opt = GradientClipping(keras.optimizers.SGD(1.0, weight_decay=0.1))
     new = _step(opt, values, grads)
     clipped = _expected_clip("global_norm", grads, values, 1.0)
-    for w, v, c in zip(new, values, clipped):
+    for w, v, c in zip(new, values, clipped, strict=True):
         np.testing.assert_allclose(w, v - 0.1 * v - c, rtol=1e-5, atol=1e-6)
 
 
@@ -120,9 +128,9 @@ def test_clips_accumulated_gradient(rng):
     opt.apply(g1, variables)
     np.testing.assert_array_equal(variables[0].numpy(), values[0])  # accumulating
     opt.apply(g2, variables)
-    mean = [(a + b) / 2 for a, b in zip(g1, g2)]
+    mean = [(a + b) / 2 for a, b in zip(g1, g2, strict=True)]
     clipped = _expected_clip("global_norm", mean, values, 1.0)
-    for var, v, c in zip(variables, values, clipped):
+    for var, v, c in zip(variables, values, clipped, strict=True):
         np.testing.assert_allclose(var.numpy(), v - c, rtol=1e-5, atol=1e-6)
     assert int(opt.clipped_steps.numpy()) == 1
 
@@ -140,7 +148,7 @@ def test_clips_unscaled_gradients_with_loss_scaling(rng, order):
             GradientClipping(keras.optimizers.SGD(1.0)), scale
         )
     new = _step(opt, values, [g * scale for g in grads])
-    step = np.sqrt(sum(((w - v) ** 2).sum() for w, v in zip(new, values)))
+    step = np.sqrt(sum(((w - v) ** 2).sum() for w, v in zip(new, values, strict=True)))
     assert step == pytest.approx(1.0, rel=1e-5)  # threshold, not threshold * scale
     assert float(opt.scale_loss(1.0)) == scale
 
@@ -155,9 +163,9 @@ def test_skip_nonfinite_changes_nothing(rng):
     bad = [g.copy() for g in grads]
     bad[1][0] = np.nan
     opt.apply(bad, variables)
-    for a, b in zip(variables, weights):
+    for a, b in zip(variables, weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b)
-    for a, b in zip(opt.inner_optimizer.variables, state):
+    for a, b in zip(opt.inner_optimizer.variables, state, strict=True):
         np.testing.assert_array_equal(a.numpy(), b)
     assert int(opt.skipped_steps.numpy()) == 1
 
@@ -170,7 +178,10 @@ def _digits_mlp(optimizer, depth=6, jit=True):
         + [keras.layers.Dense(10, activation="softmax", name="head")]
     )
     model.compile(
-        optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit
+        optimizer,
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit,
     )
     return model
 
@@ -229,7 +240,7 @@ def test_save_load_resumes_exactly(digits, tmp_path):
     assert int(opt.clipped_steps.numpy()) == int(model.optimizer.clipped_steps.numpy())
     model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
     loaded.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
-    for a, b in zip(model.get_weights(), loaded.get_weights()):
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
@@ -256,7 +267,7 @@ def test_mirrored_clips_the_all_reduced_gradient(strategy, rng):
 
     single = _distributed_step(None, ours, x, y)
     mirrored = _distributed_step(strategy, ours, x, y)
-    for a, b in zip(mirrored, single):
+    for a, b in zip(mirrored, single, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     keras_single = _distributed_step(None, theirs, x, y)
     keras_mirrored = _distributed_step(strategy, theirs, x, y)

@@ -161,9 +161,7 @@ class GradientMonitor(keras.callbacks.Callback):
         state = self._state
         if self.stop_on_nonfinite:
             proceed = ops.logical_and(_finite(grads), state["stopped"] == 0)
-            ops.cond(
-                proceed, lambda: _call(original, grads, variables), self._stop
-            )
+            ops.cond(proceed, lambda: _call(original, grads, variables), self._stop)
         else:
             original(grads, variables)
         after = [ops.copy(v) for v in variables]
@@ -181,7 +179,7 @@ class GradientMonitor(keras.callbacks.Callback):
         layer_norms = ops.sqrt(ops.matmul(groups, squares))
         total = ops.sqrt(ops.sum(squares))
         finite = ops.isfinite(total)
-        delta = ops.stack([_sum_sq(a - b) for a, b in zip(after, before)])
+        delta = ops.stack([_sum_sq(a - b) for a, b in zip(after, before, strict=True)])
         weight = ops.stack([_sum_sq(b) for b in before])
         ratios = ops.sqrt(ops.matmul(groups, delta)) / ops.maximum(
             ops.sqrt(ops.matmul(groups, weight)), 1e-12
@@ -200,7 +198,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._state["stopped"].assign(1.0)
 
     def _restore(self, variables, before):
-        for variable, value in zip(variables, before):
+        for variable, value in zip(variables, before, strict=True):
             variable.assign(value)
         self._stop()
 
@@ -214,7 +212,9 @@ class GradientMonitor(keras.callbacks.Callback):
             logs["grad_norm_mean"] = float(values["norm_sum"]) / steps
             logs["grad_norm_max"] = float(values["norm_max"])
             logs["grad_nonfinite_steps"] = nonfinite
-            for layer, norm, ratio in zip(self._layers, layer_norms, ratios):
+            for layer, norm, ratio in zip(
+                self._layers, layer_norms, ratios, strict=True
+            ):
                 logs[f"grad_norm/{layer}"] = float(norm)
                 logs[f"update_ratio/{layer}"] = float(ratio)
         self._flag(epoch, layer_norms, nonfinite)
@@ -230,12 +230,12 @@ class GradientMonitor(keras.callbacks.Callback):
         largest = float(np.max(layer_norms)) if len(layer_norms) else 0.0
         vanishing = [
             layer
-            for layer, norm in zip(self._layers, layer_norms)
+            for layer, norm in zip(self._layers, layer_norms, strict=True)
             if largest > 0 and norm < self.vanishing_threshold * largest
         ]
         exploding = [
             layer
-            for layer, norm in zip(self._layers, layer_norms)
+            for layer, norm in zip(self._layers, layer_norms, strict=True)
             if norm > self.exploding_threshold
         ]
         if nonfinite:

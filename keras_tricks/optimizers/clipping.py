@@ -12,7 +12,6 @@ References:
     Recognition Without Normalization", ICML 2021 (adaptive clipping).
 """
 
-import keras
 from keras import ops
 
 from keras_tricks._validation import check_number
@@ -129,7 +128,7 @@ def adaptive_clip(grads, params, clipping=0.01, eps=1e-3):
         )
     return [
         None if g is None else adaptive_unit(g, p, clipping, eps)[0]
-        for g, p in zip(grads, params)
+        for g, p in zip(grads, params, strict=True)
     ]
 
 
@@ -167,7 +166,7 @@ def clip_each(grads, norms, max_norm):
     """Clips each gradient to norm `max_norm`, given its norm in `norms`."""
     return [
         None if g is None else scale_to_norm([g], n, max_norm)[0]
-        for g, n in zip(grads, norms)
+        for g, n in zip(grads, norms, strict=True)
     ]
 
 

@@ -121,12 +121,8 @@ class GradientClipping(keras.optimizers.Optimizer):
             raise invalid("skip_nonfinite", skip_nonfinite, "a bool", TypeError)
         if exclude is not None:
             if mode != "adaptive":
-                raise invalid(
-                    "exclude", exclude, "None unless mode='adaptive'", fix=""
-                )
-            if isinstance(exclude, str) or not all(
-                isinstance(p, str) for p in exclude
-            ):
+                raise invalid("exclude", exclude, "None unless mode='adaptive'", fix="")
+            if isinstance(exclude, str) or not all(isinstance(p, str) for p in exclude):
                 raise invalid("exclude", exclude, "a list of strings", TypeError)
             exclude = list(exclude)
         eps = check_number("eps", eps, low=0)
@@ -208,7 +204,7 @@ class GradientClipping(keras.optimizers.Optimizer):
                 self.build(trainable_variables)
         grads = _distribute.all_reduce_mean(grads)
         self._pending.variables = [
-            v for g, v in zip(grads, trainable_variables) if g is not None
+            v for g, v in zip(grads, trainable_variables, strict=True) if g is not None
         ]
         if not self.skip_nonfinite or _loss_scaled(self.inner_optimizer):
             if self.skip_nonfinite:
@@ -243,7 +239,7 @@ class GradientClipping(keras.optimizers.Optimizer):
         clipped, changed = self._clip(grads, variables, norms, total)
         index = {id(v): i for i, v in enumerate(self._trainable_variables)}
         per_variable = [ops.zeros((), "float32")] * len(self._trainable_variables)
-        for v, norm in zip(variables, norms):
+        for v, norm in zip(variables, norms, strict=True):
             per_variable[index[id(v)]] = norm
         self._global_norm.assign(total)
         self._variable_norms.assign(ops.stack(per_variable))
@@ -257,9 +253,7 @@ class GradientClipping(keras.optimizers.Optimizer):
         if self.mode == "global_norm":
             return clipping.scale_to_norm(grads, total, t), total > t
         if self.mode == "norm":
-            return clipping.clip_each(grads, norms, t), ops.any(
-                ops.stack(norms) > t
-            )
+            return clipping.clip_each(grads, norms, t), ops.any(ops.stack(norms) > t)
         if self.mode == "value":
             peak = ops.max(ops.stack([ops.max(ops.abs(g)) for g in grads]))
             return clipping.clip_by_value(grads, t), ops.cast(peak, "float32") > t
@@ -267,7 +261,7 @@ class GradientClipping(keras.optimizers.Optimizer):
             changed = ops.logical_and(total > 0, ops.not_equal(total, t))
             return clipping.normalize(grads, t), changed
         out, flags = [], []
-        for g, v in zip(grads, variables):
+        for g, v in zip(grads, variables, strict=True):
             if self._excluded[self._trainable_variables_indices[self._var_key(v)]]:
                 out.append(g)
                 continue

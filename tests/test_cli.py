@@ -3,8 +3,8 @@ import pytest
 from keras_tricks import __version__, cli
 
 
-def test_demo_prints_the_study_table(capsys):
-    assert cli.main(["demo", "--depth", "2", "--epochs", "1"]) == 0
+def test_init_study_prints_the_table(capsys):
+    assert cli.main(["init-study", "--depth", "2", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "Initialisation study" in out
     for init in ("N(0,1)", "glorot", "he", "lsuv"):
@@ -12,7 +12,7 @@ def test_demo_prints_the_study_table(capsys):
 
 
 @pytest.mark.parametrize(
-    "argv", [["demo", "--depth", "0"], ["demo", "--epochs", "x"], ["nope"], []]
+    "argv", [["init-study", "--depth", "0"], ["init-study", "--epochs", "x"], ["nope"], []]
 )
 def test_bad_arguments_exit_with_code_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:

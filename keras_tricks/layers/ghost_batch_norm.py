@@ -114,7 +114,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
             mean = ops.sum(xg * weights, axes, keepdims=True) / safe
             variance = ops.sum(weights * ops.square(xg - mean), axes, keepdims=True)
             variance = variance / safe
-            share = count / ops.sum(count)
+            share = count / ops.sum(count, axis=0, keepdims=True)
             batch_mean = ops.sum(mean * share, axis=0)
             batch_variance = ops.sum(variance * share, axis=0)
         self._update_moving(

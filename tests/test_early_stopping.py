@@ -81,11 +81,20 @@ def test_up_stops_at_reference_epoch(s, k):
 
 @pytest.mark.parametrize(
     ("patience", "min_delta", "baseline", "start"),
-    [(0, 0, None, 0), (2, 0, None, 0), (3, 0.02, None, 0), (1, 0, 0.6, 0), (2, 0, None, 4)],
+    [
+        (0, 0, None, 0),
+        (2, 0, None, 0),
+        (3, 0.02, None, 0),
+        (1, 0, 0.6, 0),
+        (2, 0, None, 4),
+    ],
 )
 def test_patience_matches_keras(patience, min_delta, baseline, start):
     kwargs = dict(
-        patience=patience, min_delta=min_delta, baseline=baseline, start_from_epoch=start
+        patience=patience,
+        min_delta=min_delta,
+        baseline=baseline,
+        start_from_epoch=start,
     )
     ours = _feed(EarlyStopping(**kwargs), VAL)
     keras_stopper = keras.callbacks.EarlyStopping(**kwargs)

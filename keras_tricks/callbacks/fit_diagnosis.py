@@ -123,27 +123,30 @@ class FitDiagnosis(TrainingCallback):
             "verbose": self.verbose,
         }
 
-    def _error(self, logs, name):
-        if name not in logs:
+    def _errors(self, logs):
+        names = (self.error_metric, "val_" + self.error_metric)
+        missing = [name for name in names if name not in logs]
+        if missing:
             warnings.warn(
-                f"FitDiagnosis is conditioned on metric `{name}` which is not "
-                f"available. Available metrics are: {','.join(logs)}. Compile "
-                f"the model with metrics=[{self.error_metric!r}] and pass "
-                "validation data, or set `error_metric`.",
+                f"FitDiagnosis is conditioned on metric `{missing[0]}` which is "
+                f"not available. Available metrics are: {','.join(logs)}. "
+                f"Compile the model with metrics=[{self.error_metric!r}] and "
+                "pass validation data, or set `error_metric`.",
                 stacklevel=3,
             )
             return None
-        value = float(keras.ops.convert_to_numpy(logs[name]))
-        is_accuracy = "acc" in name
-        return 1.0 - value if is_accuracy else value
+        values = [float(keras.ops.convert_to_numpy(logs[name])) for name in names]
+        if "acc" in self.error_metric:
+            return [1.0 - value for value in values]
+        return values
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         self.last_epoch = epoch
-        train = self._error(logs, self.error_metric)
-        dev = self._error(logs, "val_" + self.error_metric)
-        if train is None or dev is None:
+        errors = self._errors(logs)
+        if errors is None:
             return
+        train, dev = errors
         label, bias, variance = diagnose(
             train,
             dev,

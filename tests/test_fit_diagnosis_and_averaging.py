@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_tricks.callbacks import FitDiagnosis, WeightAveraging, average_models
-from keras_tricks.callbacks.fit_diagnosis import diagnose
+from keras_tricks.callbacks.fit_diagnosis import DiagnosisLabel, diagnose
 from tests.helpers import assert_roundtrip
 
 
@@ -22,6 +22,12 @@ def test_diagnosis_rules(train, dev, target, label):
     assert result == label
     assert bias == pytest.approx(train - target)
     assert variance == pytest.approx(dev - train)
+
+
+def test_label_in_logs_is_numeric_for_keras_and_reads_as_text():
+    label = DiagnosisLabel("high variance (overfitting)")
+    assert float(label) == 2.0 and np.mean([label, label]) == 2.0
+    assert label == "high variance (overfitting)" and str(label) == label.label
 
 
 def _classifier(hidden):
@@ -46,7 +52,7 @@ def test_tiny_model_is_high_bias(digits, capsys):
         validation_data=(x_dev, y_dev),
         epochs=3,
         batch_size=128,
-        verbose=0,
+        verbose=2,
         callbacks=[diagnosis],
     )
     assert diagnosis.diagnosis == "high bias (underfitting)"

@@ -12,6 +12,35 @@ HIGH_BIAS = "high bias (underfitting)"
 HIGH_VARIANCE = "high variance (overfitting)"
 BOTH = "both"
 GOOD_FIT = "good fit"
+LABELS = (GOOD_FIT, HIGH_BIAS, HIGH_VARIANCE, BOTH)
+
+
+class DiagnosisLabel(float):
+    """A diagnosis in the logs: a number for Keras, a label for people.
+
+    Keras's progress bar and TensorBoard average and plot every logged value,
+    and fail on strings. This float is the code 0 (good fit), 1 (high bias),
+    2 (high variance) or 3 (both); it prints as its label and compares equal
+    to it (`history.history["fit_diagnosis"][-1] == "good fit"`).
+    """
+
+    def __new__(cls, label):
+        value = super().__new__(cls, LABELS.index(label))
+        value.label = label
+        return value
+
+    def __str__(self):
+        return self.label
+
+    __repr__ = __str__
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            return self.label == other
+        return float(self) == other
+
+    __hash__ = float.__hash__
+
 
 TRICKS = {
     HIGH_BIAS: (
@@ -64,9 +93,11 @@ class FitDiagnosis(TrainingCallback):
 
     Bias is high when the avoidable bias exceeds `gap_tolerance`, variance
     when the train/dev gap does; both high gives `"both"`, neither
-    `"good fit"`. The logs get `fit_diagnosis` (the label),
-    `avoidable_bias` and `variance`. At the end of training it prints the
-    final diagnosis and the tricks to try; `report()` returns every epoch.
+    `"good fit"`. The logs get `fit_diagnosis` (the label, as a
+    `DiagnosisLabel`: a float code that prints as the label, since Keras's
+    progress bar fails on strings), `avoidable_bias` and `variance`. At the
+    end of training it prints the final diagnosis and the tricks to try;
+    `report()` returns every epoch.
 
     The train error is Keras's running average over the epoch (weights change
     during the epoch, dropout is on), which reads slightly higher than the
@@ -153,7 +184,9 @@ class FitDiagnosis(TrainingCallback):
             target_error=self.target_error,
             gap_tolerance=self.gap_tolerance,
         )
-        logs.update(fit_diagnosis=label, avoidable_bias=bias, variance=variance)
+        logs.update(
+            fit_diagnosis=DiagnosisLabel(label), avoidable_bias=bias, variance=variance
+        )
         self.epochs.append(
             {
                 "epoch": epoch + 1,

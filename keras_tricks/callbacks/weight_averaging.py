@@ -1,0 +1,132 @@
+"""Stochastic weight averaging (SWA) as a callback."""
+
+import warnings
+
+import keras
+import numpy as np
+
+from keras_tricks._validation import check_choice, check_number
+from keras_tricks.callbacks._base import TrainingCallback, final_weights
+
+MODES = ("swa",)
+
+
+@keras.saving.register_keras_serializable(package="keras_tricks")
+class WeightAveraging(TrainingCallback):
+    """Averages the weights of the last epochs and uses the average (SWA).
+
+    At the end of every epoch `t >= start_epoch` the trainable weights are
+    added to a running mean (`n` epochs averaged so far):
+
+        w_swa <- w_swa + (w_t - w_swa) / (n + 1)
+
+    When training ends the average replaces the trainable weights. The
+    non-trainable ones (BatchNormalization moving statistics) belong to the
+    last weights, not to the average; with `recalibrate_data` they are
+    re-estimated for the averaged weights with
+    `keras_tricks.layers.recalibrate_batch_norm(model, recalibrate_data)`.
+    The optimizer state is left as it is, so a later `fit` continues from
+    the averaged weights with the optimizer's moments.
+
+    With an optimizer using `use_ema=True` (Keras writes the moving averages
+    into the model before `on_train_end`), the epochs' snapshots are the EMA
+    weights, so the SWA average is an average of EMA weights and the
+    averaging the user asked for is kept. With
+    `EarlyStopping(restore_best_weights=True)` also in the list, the
+    callback listed last decides the final weights; use one of the two.
+
+    Args:
+        start_epoch: first epoch (0-based) whose weights enter the average.
+        mode: `"swa"` (equal weights, Izmailov et al.). Defaults to `"swa"`.
+        recalibrate_data: inputs (array, or a dataset of inputs or of
+            `(x, y)` batches) on which to recompute the BatchNormalization
+            statistics. Not part of the config. Defaults to `None`.
+
+    Example:
+
+    >>> keras.utils.set_random_seed(0)
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    >>> model.compile("sgd", "mse")
+    >>> history = model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=4,
+    ...                     verbose=0, callbacks=[WeightAveraging(2)])
+
+    Reference:
+        Izmailov, Podoprikhin, Garipov, Vetrov & Wilson, "Averaging Weights
+        Leads to Wider Optima and Better Generalization", UAI 2018.
+    """
+
+    _state_attributes = ("averaged",)
+
+    def __init__(self, start_epoch, *, mode="swa", recalibrate_data=None):
+        self.start_epoch = check_number("start_epoch", start_epoch, low=0, integer=True)
+        self.mode = check_choice("mode", mode, MODES)
+        self.recalibrate_data = recalibrate_data
+        super().__init__()
+
+    def reset_state(self):
+        self.averaged = 0
+        self.average = None
+
+    def get_config(self):
+        return {"start_epoch": self.start_epoch, "mode": self.mode}
+
+    def _data_arguments(self):
+        return {"recalibrate_data": self.recalibrate_data}
+
+    def _state_arrays(self):
+        return list(self.average or [])
+
+    def _set_state_arrays(self, arrays):
+        self.average = list(arrays) or None
+
+    def _trainable_indices(self):
+        trainable = {id(w) for w in self.model.trainable_weights}
+        return [i for i, w in enumerate(self.model.weights) if id(w) in trainable]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last_epoch = epoch
+        if epoch < self.start_epoch:
+            return
+        weights = final_weights(self.model)
+        current = [weights[i].astype("float64") for i in self._trainable_indices()]
+        if self.average is None:
+            self.average = current
+        else:
+            n = self.averaged + 1
+            pairs = zip(self.average, current, strict=True)
+            self.average = [a + (w - a) / n for a, w in pairs]
+        self.averaged += 1
+
+    def on_train_end(self, logs=None):
+        if not self.averaged:
+            warnings.warn(
+                f"WeightAveraging averaged no epoch: training ended before "
+                f"start_epoch={self.start_epoch}. The weights are unchanged.",
+                stacklevel=2,
+            )
+            return
+        weights = self.model.weights
+        for i, average in zip(self._trainable_indices(), self.average, strict=True):
+            weights[i].assign(np.asarray(average, weights[i].dtype))
+        self._recalibrate()
+
+    def _recalibrate(self):
+        if not _has_batch_norm(self.model):
+            return
+        if self.recalibrate_data is None:
+            warnings.warn(
+                "WeightAveraging swapped in the averaged weights, but the "
+                "BatchNormalization statistics still belong to the last "
+                "epoch's weights. Pass `recalibrate_data` to recompute them.",
+                stacklevel=3,
+            )
+            return
+        from keras_tricks.layers import recalibrate_batch_norm
+
+        recalibrate_batch_norm(self.model, self.recalibrate_data)
+
+
+def _has_batch_norm(layer):
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return True
+    return any(_has_batch_norm(inner) for inner in getattr(layer, "layers", []))

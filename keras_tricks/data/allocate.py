@@ -158,10 +158,11 @@ def check_class_sizes(classes, counts, needed, fix="Merge rare classes, or do no
     small = np.flatnonzero(counts < needed)
     if small.size:
         c = small[np.argmin(counts[small])]
+        name = classes[c].tolist() if hasattr(classes[c], "tolist") else classes[c]
         raise ValueError(
             "Invalid value for argument `stratify`. Expected every class to have "
             f"at least {needed} members (one per split: "
-            f"{', '.join(SPLITS)}). Received: class {classes[c]!r} with "
+            f"{', '.join(SPLITS)}). Received: class {name!r} with "
             f"{int(counts[c])} member(s). {fix}."
         )
 

@@ -43,19 +43,24 @@ def auto_fraction(n):
     return min(AUTO_MAX_FRACTION, max(AUTO_MIN_FRACTION, AUTO_EXAMPLES / n))
 
 
-def _check_size(name, value, n):
-    """Returns the target number of examples (a float) for one size argument."""
+def _check_size(name, value, n=None):
+    """Returns the target number of examples (a float) for one size argument.
+
+    With `n=None` (not known yet) only the type and sign are checked.
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise invalid(name, value, "a float fraction, an int count or None", TypeError)
     if isinstance(value, numbers.Integral):
-        if not 0 < value <= n:
+        if value < 1:
+            raise invalid(name, value, "a positive count (or a fraction)")
+        if n is not None and value > n:
             raise invalid(name, value, f"a count in [1, {n}] (n_samples={n})")
         return float(value)
     if not (math.isfinite(value) and 0.0 < value < 1.0):
         raise invalid(name, value, "a fraction in (0, 1)")
-    return float(value) * n
+    return float(value) * (1 if n is None else n)
 
 
 def largest_remainder(targets, total):
@@ -128,6 +133,13 @@ def resolve_sizes(n, train_size=None, dev_size=None, test_size=None):
     dropped = max(0.0, n - train - dev - test)
     targets = [max(0.0, train), dev, test, dropped]
     counts = largest_remainder(targets, n)[:3]
+    for empty in np.flatnonzero((counts == 0) & (np.array(targets[:3]) > 0)):
+        # A split with a positive target rounded to 0 takes a unit from a
+        # split that was rounded up: both stay within one of their targets.
+        over = np.where(counts >= 2, counts - np.array(targets[:3]), 0)
+        if over.max() > 0:
+            counts[np.argmax(over)] -= 1
+            counts[empty] += 1
     for split, count in zip(SPLITS, counts, strict=True):
         if count < 1:
             raise ValueError(

@@ -5,7 +5,6 @@ convenience function over it that also selects the rows, in scikit-learn's
 flat style.
 """
 
-import math
 import numbers
 import warnings
 
@@ -91,7 +90,7 @@ class TrainDevTestSplit:
         for name, value in (
             ("dev_size", dev_size), ("test_size", test_size), ("train_size", train_size)
         ):
-            _check_size(name, value, math.inf)
+            _check_size(name, value)
         if not isinstance(shuffle, bool):
             raise invalid("shuffle", shuffle, "True or False", TypeError)
         if not (random_state is None or isinstance(random_state, np.random.Generator)):

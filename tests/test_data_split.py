@@ -175,11 +175,38 @@ def test_containers_keep_their_type(rng):
     sparse = scipy.sparse.csr_matrix(x)
     inputs = {"image": x, "meta": np.arange(n)}
     out = train_dev_test_split(
-        x, list(range(n)), tuple(range(n)), frame, series, sparse, inputs,
+        x,
+        list(range(n)),
+        tuple(range(n)),
+        frame,
+        series,
+        sparse,
+        inputs,
         random_state=0,
     )
-    (x_tr, _, _, l_tr, _, _, t_tr, _, _, f_tr, f_dev, f_te, s_tr, _, _, sp_tr, _,
-     _, d_tr, _, _) = out
+    (
+        x_tr,
+        _,
+        _,
+        l_tr,
+        _,
+        _,
+        t_tr,
+        _,
+        _,
+        f_tr,
+        f_dev,
+        f_te,
+        s_tr,
+        _,
+        _,
+        sp_tr,
+        _,
+        _,
+        d_tr,
+        _,
+        _,
+    ) = out
     assert isinstance(l_tr, list) and isinstance(t_tr, tuple)
     assert isinstance(f_tr, pd.DataFrame) and isinstance(s_tr, pd.Series)
     assert list(f_tr.columns) == ["a", "b", "c"] and s_tr.name == "y"
@@ -207,21 +234,43 @@ def test_too_small_class_names_class_and_count():
         ({"test_size": -0.1}, ValueError, r"`test_size`.*\(0, 1\).*test_size=-0.1"),
         ({"dev_size": -5}, ValueError, r"`dev_size`.*positive count.*dev_size=-5"),
         ({"dev_size": "10%"}, TypeError, r"`dev_size`.*dev_size='10%'"),
-        ({"dev_size": 0.6, "test_size": 0.5}, ValueError,
-         r"at most 1.*dev_size=0.6, test_size=0.5"),
-        ({"train_size": 15, "test_size": 10}, ValueError,
-         r"n_samples=20.*train_size=15, test_size=10"),
+        (
+            {"dev_size": 0.6, "test_size": 0.5},
+            ValueError,
+            r"at most 1.*dev_size=0.6, test_size=0.5",
+        ),
+        (
+            {"train_size": 15, "test_size": 10},
+            ValueError,
+            r"n_samples=20.*train_size=15, test_size=10",
+        ),
         ({"test_size": 30}, ValueError, r"count in \[1, 20\].*test_size=30"),
-        ({"dev_size": 0.01, "test_size": 0.01}, ValueError,
-         r"test split would be empty.*dev_size=0.01"),
+        (
+            {"dev_size": 0.01, "test_size": 0.01},
+            ValueError,
+            r"test split would be empty.*dev_size=0.01",
+        ),
         ({"dev_size": 10, "test_size": 10}, ValueError, r"train split would be empty"),
-        ({"train_size": 0.9, "dev_size": 0.1}, ValueError, r"test split would be empty"),
-        ({"stratify": [0, 1] * 9 + [np.nan, 1]}, ValueError,
-         r"`stratify`.*NaN at rows \[18\]"),
-        ({"stratify": [0, 1] * 10, "shuffle": False}, ValueError,
-         r"`stratify`.*None when shuffle=False"),
-        ({"stratify": [0] * 20, "groups": list(range(20))}, ValueError,
-         r"`groups`.*None when `stratify` is given"),
+        (
+            {"train_size": 0.9, "dev_size": 0.1},
+            ValueError,
+            r"test split would be empty",
+        ),
+        (
+            {"stratify": [0, 1] * 9 + [np.nan, 1]},
+            ValueError,
+            r"`stratify`.*NaN at rows \[18\]",
+        ),
+        (
+            {"stratify": [0, 1] * 10, "shuffle": False},
+            ValueError,
+            r"`stratify`.*None when shuffle=False",
+        ),
+        (
+            {"stratify": [0] * 20, "groups": list(range(20))},
+            ValueError,
+            r"`groups`.*None when `stratify` is given",
+        ),
         ({"stratify": [0] * 19}, ValueError, r"`stratify`.*length 19"),
         ({"stratify": "bins"}, ValueError, r"stratify='bins'"),
         ({"groups": [0, 1] * 10}, ValueError, r"at least 3 distinct groups"),

@@ -153,7 +153,9 @@ def _nearest_cut(cum, target):
     return min(candidates, key=lambda j: abs(cum[j - 1] - target))
 
 
-def check_class_sizes(classes, counts, needed, fix="Merge rare classes, or do not stratify"):
+def check_class_sizes(
+    classes, counts, needed, fix="Merge rare classes, or do not stratify"
+):
     """Raises when a class has fewer members than the splits needing it."""
     small = np.flatnonzero(counts < needed)
     if small.size:
@@ -165,4 +167,3 @@ def check_class_sizes(classes, counts, needed, fix="Merge rare classes, or do no
             f"{', '.join(SPLITS)}). Received: class {name!r} with "
             f"{int(counts[c])} member(s). {fix}."
         )
-

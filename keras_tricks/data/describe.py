@@ -7,6 +7,10 @@ For each feature, train is compared with dev and with test by
 
       SMD = (mean_other - mean_train) / sqrt((var_train + var_other) / 2)
 
+  flagged when it exceeds both `smd_threshold` and three standard errors of
+  sampling noise, `3 * sqrt(1 / n_train + 1 / n_other)` (a small dev set
+  shows |SMD| > 0.1 by chance alone);
+
 - the two-sample Kolmogorov-Smirnov statistic D = max_x |F_train(x) -
   F_other(x)| (the largest gap between the empirical CDFs) and its asymptotic
   p-value (`scipy.stats.ks_2samp`), flagged below `ks_alpha` divided by the
@@ -63,8 +67,10 @@ class SplitReport:
         out = {
             name: table.to_records()
             for name, table in (
-                ("sizes", self.sizes), ("classes", self.classes),
-                ("features", self.features), ("leakage", self.leakage),
+                ("sizes", self.sizes),
+                ("classes", self.classes),
+                ("features", self.features),
+                ("leakage", self.leakage),
             )
             if table is not None
         }
@@ -96,8 +102,12 @@ def _columns(x, name):
         return names, np.concatenate(blocks, axis=1)
     x = np.asarray(x)
     if x.ndim == 0 or x.dtype.kind not in "biuf":
-        raise invalid(name, f"array of dtype {x.dtype} and shape {x.shape}",
-                      "a numeric array, DataFrame or dict of arrays", TypeError)
+        raise invalid(
+            name,
+            f"array of dtype {x.dtype} and shape {x.shape}",
+            "a numeric array, DataFrame or dict of arrays",
+            TypeError,
+        )
     matrix = x.reshape(len(x), -1).astype("float64")
     return [str(i) for i in range(matrix.shape[1])], matrix
 
@@ -140,19 +150,33 @@ def _labels(labels, splits):
             raise invalid("labels", labels, "a column of all three DataFrames")
         return [s[labels].to_numpy() for s in splits]
     if not isinstance(labels, list | tuple) or len(labels) != 3:
-        raise invalid("labels", type(labels).__name__,
-                      "(y_train, y_dev, y_test) or a DataFrame column name", TypeError)
+        raise invalid(
+            "labels",
+            type(labels).__name__,
+            "(y_train, y_dev, y_test) or a DataFrame column name",
+            TypeError,
+        )
     labels = [np.asarray(y) for y in labels]
     for y, s, name in zip(labels, splits, ("train", "dev", "test"), strict=True):
         if len(y) != len(s):
-            raise invalid("labels", f"{len(y)} {name} labels",
-                          f"one label per {name} row ({len(s)})")
+            raise invalid(
+                "labels",
+                f"{len(y)} {name} labels",
+                f"one label per {name} row ({len(s)})",
+            )
     return [y.reshape(len(y), -1).argmax(1) if y.ndim > 1 else y for y in labels]
 
 
 def describe_split(
-    train, dev, test, *, labels=None, features=None, smd_threshold=0.1,
-    ks_alpha=0.001, class_threshold=0.02,
+    train,
+    dev,
+    test,
+    *,
+    labels=None,
+    features=None,
+    smd_threshold=0.1,
+    ks_alpha=0.001,
+    class_threshold=0.02,
 ):
     """Compares the distributions of a train/dev/test split.
 
@@ -167,7 +191,8 @@ def describe_split(
         features: names (DataFrame columns, dict keys) or column indices of
             the features to compare. Defaults to `None`, all numeric columns
             (but the label column).
-        smd_threshold: warn when |SMD| exceeds it. Defaults to `0.1`.
+        smd_threshold: warn when |SMD| exceeds it (and the sampling noise,
+            see above). Defaults to `0.1`.
         ks_alpha: warn when a KS p-value is below `ks_alpha / n_features`.
             Defaults to `0.001`.
         class_threshold: warn when a class proportion in dev or test differs
@@ -190,19 +215,22 @@ def describe_split(
     class_threshold = check_number("class_threshold", class_threshold, low=0, high=1)
     splits = (train, dev, test)
     names = ("train", "dev", "test")
+    for split, name in zip(splits, names, strict=True):
+        if not isinstance(split, dict) and len(split) == 0:
+            raise invalid(name, "an empty split", "at least one row")
     tables = [_columns(s, n) for s, n in zip(splits, names, strict=True)]
     columns = tables[0][0]
-    for (other, matrix), name in zip(tables[1:], names[1:], strict=True):
+    for (other, _), name in zip(tables[1:], names[1:], strict=True):
         if other != columns:
             raise invalid(name, f"columns {other}", f"the train columns {columns}")
-        if len(matrix) == 0:
-            raise invalid(name, "an empty split", "at least one row")
     chosen = _select(columns, features, labels)
     warnings = []
     n = sum(len(m) for _, m in tables)
     sizes = Report(
-        ({"split": s, "count": len(m), "fraction": len(m) / n}
-         for s, (_, m) in zip(names, tables, strict=True)),
+        (
+            {"split": s, "count": len(m), "fraction": len(m) / n}
+            for s, (_, m) in zip(names, tables, strict=True)
+        ),
         title="sizes",
     )
     classes = _class_table(_labels(labels, splits), class_threshold, warnings)
@@ -214,17 +242,23 @@ def describe_split(
         diff = other.mean(0) - x_train.mean(0)
         with np.errstate(divide="ignore", invalid="ignore"):
             smd = np.where(diff == 0, 0.0, diff / pooled)
+        # Three standard errors of the SMD of two samples from one distribution.
+        noise = 3 * np.sqrt(1 / len(x_train) + 1 / len(other))
         ks = scipy.stats.ks_2samp(x_train, other, axis=0, method="asymp")
         for j, row in enumerate(rows):
             row[f"smd_{name}"] = float(smd[j])
             row[f"ks_{name}"] = float(ks.statistic[j])
             row[f"ks_p_{name}"] = float(ks.pvalue[j])
-            if abs(smd[j]) > smd_threshold:
-                warnings.append(f"feature {row['feature']}: |SMD| train vs {name} "
-                                f"= {abs(smd[j]):.3g} > {smd_threshold:g}")
+            if abs(smd[j]) > max(smd_threshold, noise):
+                warnings.append(
+                    f"feature {row['feature']}: |SMD| train vs {name} "
+                    f"= {abs(smd[j]):.3g} > {smd_threshold:g}"
+                )
             if ks.pvalue[j] < ks_alpha / len(rows):
-                warnings.append(f"feature {row['feature']}: KS train vs {name} "
-                                f"D = {ks.statistic[j]:.3g}, p = {ks.pvalue[j]:.2g}")
+                warnings.append(
+                    f"feature {row['feature']}: KS train vs {name} "
+                    f"D = {ks.statistic[j]:.3g}, p = {ks.pvalue[j]:.2g}"
+                )
     features_table = Report(rows, title="features: train vs dev, train vs test")
     leakage = _leakage(splits, names, warnings)
     return SplitReport(sizes, classes, features_table, leakage, warnings)
@@ -232,7 +266,8 @@ def describe_split(
 
 def _select(columns, features, labels):
     if features is None:
-        return [j for j, c in enumerate(columns) if c != labels]
+        label_column = labels if isinstance(labels, str) else None
+        return [j for j, c in enumerate(columns) if c != label_column]
     chosen = []
     for f in features:
         if isinstance(f, int | np.integer) and 0 <= f < len(columns):
@@ -252,14 +287,26 @@ def _class_table(labels, threshold, warnings):
     for c in classes:
         p = [float(np.mean(y == c)) for y in labels]
         gap = max(abs(p[1] - p[0]), abs(p[2] - p[0]))
-        rows.append({"class": c.item(), "train": p[0], "dev": p[1], "test": p[2],
-                     "max_difference": gap})
+        rows.append(
+            {
+                "class": c.item(),
+                "train": p[0],
+                "dev": p[1],
+                "test": p[2],
+                "max_difference": gap,
+            }
+        )
         largest = max(largest, (gap, c.item()), key=lambda t: t[0])
         if gap > threshold:
-            warnings.append(f"class {c.item()!r}: proportion train {p[0]:.3g}, "
-                            f"dev {p[1]:.3g}, test {p[2]:.3g}")
-    return Report(rows, title=f"class proportions (largest difference "
-                  f"{largest[0]:.3g}, class {largest[1]!r})")
+            warnings.append(
+                f"class {c.item()!r}: proportion train {p[0]:.3g}, "
+                f"dev {p[1]:.3g}, test {p[2]:.3g}"
+            )
+    return Report(
+        rows,
+        title=f"class proportions (largest difference "
+        f"{largest[0]:.3g}, class {largest[1]!r})",
+    )
 
 
 def _leakage(splits, names, warnings):
@@ -268,9 +315,16 @@ def _leakage(splits, names, warnings):
     for a, b in ((0, 1), (0, 2), (1, 2)):
         shared = np.flatnonzero(np.isin(hashes[b], hashes[a]))
         pair = f"{names[a]}-{names[b]}"
-        rows.append({"pair": pair, "shared_rows": int(shared.size),
-                     "examples": shared[:5].tolist()})
+        rows.append(
+            {
+                "pair": pair,
+                "shared_rows": int(shared.size),
+                "examples": shared[:5].tolist(),
+            }
+        )
         if shared.size:
-            warnings.append(f"leakage: {shared.size} {names[b]} rows also in "
-                            f"{names[a]} (e.g. rows {shared[:5].tolist()})")
+            warnings.append(
+                f"leakage: {shared.size} {names[b]} rows also in "
+                f"{names[a]} (e.g. rows {shared[:5].tolist()})"
+            )
     return Report(rows, title="rows in more than one split")

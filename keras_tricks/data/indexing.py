@@ -16,7 +16,9 @@ def num_rows(array, name):
     if isinstance(array, dict):
         if not array:
             raise invalid(name, array, "a non-empty dict of arrays")
-        lengths = {key: num_rows(value, f"{name}[{key!r}]") for key, value in array.items()}
+        lengths = {
+            key: num_rows(value, f"{name}[{key!r}]") for key, value in array.items()
+        }
         if len(set(lengths.values())) > 1:
             raise invalid(
                 name,

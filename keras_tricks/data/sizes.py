@@ -110,8 +110,15 @@ def resolve_sizes(n, train_size=None, dev_size=None, test_size=None):
     }
     total = sum(v for v in given.values() if v is not None)
     if total > n * (1 + 1e-12):
-        sizes = {k: v for k, v in (("train_size", train_size), ("dev_size", dev_size),
-                                   ("test_size", test_size)) if v is not None}
+        sizes = {
+            k: v
+            for k, v in (
+                ("train_size", train_size),
+                ("dev_size", dev_size),
+                ("test_size", test_size),
+            )
+            if v is not None
+        }
         raise ValueError(
             "Invalid value for arguments `train_size`, `dev_size`, `test_size`. "
             f"Expected sizes adding up to at most 1 (or n_samples={n}). "

@@ -84,11 +84,18 @@ class TrainDevTestSplit:
     """
 
     def __init__(
-        self, *, dev_size=None, test_size=None, train_size=None, shuffle=True,
+        self,
+        *,
+        dev_size=None,
+        test_size=None,
+        train_size=None,
+        shuffle=True,
         random_state=None,
     ):
         for name, value in (
-            ("dev_size", dev_size), ("test_size", test_size), ("train_size", train_size)
+            ("dev_size", dev_size),
+            ("test_size", test_size),
+            ("train_size", train_size),
         ):
             _check_size(name, value)
         if not isinstance(shuffle, bool):
@@ -132,7 +139,9 @@ class TrainDevTestSplit:
             )
         if stratify is not None and not self.shuffle:
             raise invalid(
-                "stratify", "an array", "None when shuffle=False",
+                "stratify",
+                "an array",
+                "None when shuffle=False",
                 fix="Stratifying needs shuffling; pass shuffle=True",
             )
         rng = make_rng(self.random_state)
@@ -140,7 +149,9 @@ class TrainDevTestSplit:
         if stratify is not None:
             indices = self._stratified(n, counts, as_labels(stratify, "stratify"), rng)
         elif groups is not None:
-            indices, achieved = self._grouped(n, counts, as_labels(groups, "groups"), rng)
+            indices, achieved = self._grouped(
+                n, counts, as_labels(groups, "groups"), rng
+            )
         elif self.shuffle:
             order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
             rng.shuffle(order)
@@ -167,8 +178,11 @@ class TrainDevTestSplit:
     @staticmethod
     def _stratified(n, counts, labels, rng):
         if len(labels) != n:
-            raise invalid("stratify", f"array of length {len(labels)}",
-                          f"one label per example ({n})")
+            raise invalid(
+                "stratify",
+                f"array of length {len(labels)}",
+                f"one label per example ({n})",
+            )
         codes, classes, class_counts = allocate.class_codes(labels)
         allocate.check_class_sizes(classes, class_counts, 3)
         split_counts = np.append(counts, n - counts.sum())
@@ -179,8 +193,11 @@ class TrainDevTestSplit:
 
     def _grouped(self, n, counts, groups, rng):
         if len(groups) != n:
-            raise invalid("groups", f"array of length {len(groups)}",
-                          f"one group id per example ({n})")
+            raise invalid(
+                "groups",
+                f"array of length {len(groups)}",
+                f"one group id per example ({n})",
+            )
         if self.shuffle:
             codes, _, sizes = allocate.class_codes(groups)
         else:
@@ -266,7 +283,8 @@ def train_dev_test_split(
     lengths = [num_rows(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
     if len(set(lengths)) > 1:
         raise invalid(
-            "arrays", f"arrays with lengths {lengths}",
+            "arrays",
+            f"arrays with lengths {lengths}",
             "arrays with the same number of rows",
         )
     if lengths[0] == 0:
@@ -277,8 +295,11 @@ def train_dev_test_split(
         n_bins = check_number("n_bins", n_bins, low=2, integer=True)
         stratify = quantile_bins(arrays[-1], n_bins)
     splitter = TrainDevTestSplit(
-        dev_size=dev_size, test_size=test_size, train_size=train_size,
-        shuffle=shuffle, random_state=random_state,
+        dev_size=dev_size,
+        test_size=test_size,
+        train_size=train_size,
+        shuffle=shuffle,
+        random_state=random_state,
     )
     indices = splitter.split(lengths[0], stratify=stratify, groups=groups)
     if groups is not None:

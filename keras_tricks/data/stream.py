@@ -55,8 +55,10 @@ def hash_uniform(keys, seed=0):
         keys = tf.strings.to_hash_bucket_fast(keys, 2**63 - 1)
     elif not keys.dtype.is_integer:
         raise invalid(
-            "key", f"a function returning {keys.dtype.name}",
-            "a function returning an integer or string tensor", TypeError,
+            "key",
+            f"a function returning {keys.dtype.name}",
+            "a function returning an integer or string tensor",
+            TypeError,
         )
     keys = tf.bitwise.bitwise_and(  # two's complement bits as uint64
         tf.cast(tf.cast(keys, tf.int64), tf.uint64), tf.constant(MASK64, tf.uint64)
@@ -116,10 +118,12 @@ def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
     """
     if not isinstance(dataset, tf.data.Dataset):
         raise invalid("dataset", type(dataset).__name__, "a tf.data.Dataset", TypeError)
-    dev_size = check_number("dev_size", dev_size, low=0, high=1, low_open=True,
-                            high_open=True)
-    test_size = check_number("test_size", test_size, low=0, high=1, low_open=True,
-                             high_open=True)
+    dev_size = check_number(
+        "dev_size", dev_size, low=0, high=1, low_open=True, high_open=True
+    )
+    test_size = check_number(
+        "test_size", test_size, low=0, high=1, low_open=True, high_open=True
+    )
     if dev_size + test_size >= 1:
         raise ValueError(
             "Invalid value for arguments `dev_size`, `test_size`. Expected "

@@ -1,0 +1,83 @@
+"""Length and row selection for the containers a split accepts.
+
+NumPy arrays (and anything with `shape` and fancy indexing, such as SciPy
+sparse matrices), lists and tuples, pandas DataFrames and Series (selected
+with `.iloc`, so their type and index survive; pandas is never imported),
+and dicts of those (a Keras multi-input), all indexed along the first axis.
+"""
+
+import numpy as np
+
+from keras_tricks._validation import invalid
+
+
+def num_rows(array, name):
+    """Number of rows of `array`; raises for unsupported or ragged input."""
+    if isinstance(array, dict):
+        if not array:
+            raise invalid(name, array, "a non-empty dict of arrays")
+        lengths = {
+            key: num_rows(value, f"{name}[{key!r}]") for key, value in array.items()
+        }
+        if len(set(lengths.values())) > 1:
+            raise invalid(
+                name,
+                f"dict with lengths {lengths}",
+                "dict values with the same number of rows",
+            )
+        return next(iter(lengths.values()))
+    if hasattr(array, "iloc"):
+        return len(array)
+    if hasattr(array, "shape") and hasattr(array, "__getitem__"):
+        if len(array.shape) == 0:
+            raise invalid(name, array, "an array with at least one dimension")
+        return int(array.shape[0])
+    if isinstance(array, list | tuple):
+        return len(array)
+    raise invalid(
+        name,
+        type(array).__name__,
+        "a NumPy array, list, tuple, pandas DataFrame/Series or dict of those",
+        TypeError,
+    )
+
+
+def take(array, indices):
+    """Rows `indices` of `array`, in the container type of `array`."""
+    if isinstance(array, dict):
+        return {key: take(value, indices) for key, value in array.items()}
+    if hasattr(array, "iloc"):
+        return array.iloc[indices]
+    if isinstance(array, np.ndarray):
+        return array.take(indices, axis=0)
+    if hasattr(array, "shape"):
+        return array[indices]
+    rows = [array[i] for i in indices.tolist()]
+    return tuple(rows) if isinstance(array, tuple) else rows
+
+
+def as_labels(values, name):
+    """A NumPy array of labels; raises for NaN."""
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    values = np.asarray(values)
+    if values.ndim == 0:
+        raise invalid(name, values, "an array of labels, one per example")
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        where = np.flatnonzero(np.isnan(values.reshape(len(values), -1)).any(1))
+        raise invalid(
+            name,
+            f"array with NaN at rows {where[:5].tolist()}",
+            "labels without NaN",
+            fix="Drop or impute those rows first",
+        )
+    if values.dtype == object:
+        bad = [i for i, v in enumerate(values.ravel()) if v != v]
+        if bad:
+            raise invalid(
+                name,
+                f"array with NaN at rows {bad[:5]}",
+                "labels without NaN",
+                fix="Drop or impute those rows first",
+            )
+    return values

@@ -1,0 +1,169 @@
+"""Streaming three-way split of a `tf.data.Dataset` by hashing element keys.
+
+For data too large to hold in memory (the 98/1/1 case), each element is
+assigned to a split by a hash of its key and the seed, with no state: the
+same key always lands in the same split, on every machine and pass. The key
+of element k is, by default, its position k; the hash is the k-th output of
+a SplitMix64 generator seeded with `splitmix64(seed)`:
+
+    h = splitmix64(k * 0x9E3779B97F4A7C15 + splitmix64(seed))
+    u = (h >> 11) / 2**53        # uniform in [0, 1)
+    test if u < test_size, dev if u < test_size + dev_size, else train
+
+Each split is the source filtered by its bucket, so the three together hold
+every element exactly once, and the achieved fractions are binomial around
+the requested ones (standard error sqrt(p (1 - p) / n): 0.03 percentage
+points for p = 1% at n = 100,000).
+
+Reference:
+    Steele, Lea & Flood, "Fast Splittable Pseudorandom Number Generators",
+    OOPSLA 2014 (SplitMix64).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_tricks._validation import check_number, invalid
+
+GOLDEN = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+MASK64 = (1 << 64) - 1
+# Elements hashed per vectorised step.
+HASH_BATCH = 1024
+
+
+def splitmix64(z):
+    """SplitMix64's finaliser on a `tf.uint64` tensor (or a Python int)."""
+    if isinstance(z, int):
+        z &= MASK64
+        z = ((z ^ (z >> 30)) * MIX1) & MASK64
+        z = ((z ^ (z >> 27)) * MIX2) & MASK64
+        return z ^ (z >> 31)
+    rshift = tf.bitwise.right_shift
+    z = tf.bitwise.bitwise_xor(z, rshift(z, tf.constant(30, tf.uint64)))
+    z = z * tf.constant(MIX1, tf.uint64)
+    z = tf.bitwise.bitwise_xor(z, rshift(z, tf.constant(27, tf.uint64)))
+    z = z * tf.constant(MIX2, tf.uint64)
+    return tf.bitwise.bitwise_xor(z, rshift(z, tf.constant(31, tf.uint64)))
+
+
+def hash_uniform(keys, seed=0):
+    """Maps integer or string keys to uniform floats in [0, 1) (float64)."""
+    keys = tf.convert_to_tensor(keys)
+    if keys.dtype == tf.string:
+        keys = tf.strings.to_hash_bucket_fast(keys, 2**63 - 1)
+    elif not keys.dtype.is_integer:
+        raise invalid(
+            "key",
+            f"a function returning {keys.dtype.name}",
+            "a function returning an integer or string tensor",
+            TypeError,
+        )
+    keys = tf.bitwise.bitwise_and(  # two's complement bits as uint64
+        tf.cast(tf.cast(keys, tf.int64), tf.uint64), tf.constant(MASK64, tf.uint64)
+    )
+    state = tf.constant(splitmix64(seed), tf.uint64)
+    h = splitmix64(keys * tf.constant(GOLDEN, tf.uint64) + state)
+    top = tf.bitwise.right_shift(h, tf.constant(11, tf.uint64))
+    return tf.cast(top, tf.float64) * (2.0**-53)
+
+
+def hash_uniform_numpy(keys, seed=0):
+    """NumPy twin of `hash_uniform` for integer keys (an independent check)."""
+    z = np.asarray(keys).astype(np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        z = z * np.uint64(GOLDEN) + np.uint64(splitmix64(seed))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
+    """Splits a `tf.data.Dataset` into train, dev and test without loading it.
+
+    Every element goes to exactly one split, decided by a hash of its key and
+    `seed` (see the module docstring), so nothing is held in memory and the
+    splits are the same on every pass and machine. Each split reads the whole
+    source and keeps its share: put `split_dataset` before expensive `map`s,
+    and shuffle or repeat the splits, never the source (with the default key,
+    the position, a reshuffled source would move elements between splits).
+
+    Args:
+        dataset: a `tf.data.Dataset` of finite or infinite length.
+        dev_size: fraction of elements in the dev split, in (0, 1).
+        test_size: fraction of elements in the test split, in (0, 1); dev and
+            test together below 1.
+        key: function mapping an element (unpacked like `Dataset.map` does)
+            to an integer or string scalar tensor, e.g. an example id, which
+            makes the split independent of the order. Defaults to `None`,
+            the element's position.
+        seed: int >= 0. Defaults to `0`.
+
+    Returns:
+        A tuple of datasets `(train, dev, test)`.
+
+    Raises:
+        TypeError: when `dataset` is not a `tf.data.Dataset`, `key` is not
+            callable or returns neither integers nor strings.
+        ValueError: for sizes outside (0, 1) or adding up to 1 or more.
+
+    Example:
+
+    >>> ds = tf.data.Dataset.range(1000)
+    >>> train, dev, test = split_dataset(ds, dev_size=0.1, test_size=0.1)
+    >>> sum(1 for _ in dev) + sum(1 for _ in test) + sum(1 for _ in train)
+    1000
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        raise invalid("dataset", type(dataset).__name__, "a tf.data.Dataset", TypeError)
+    dev_size = check_number(
+        "dev_size", dev_size, low=0, high=1, low_open=True, high_open=True
+    )
+    test_size = check_number(
+        "test_size", test_size, low=0, high=1, low_open=True, high_open=True
+    )
+    if dev_size + test_size >= 1:
+        raise ValueError(
+            "Invalid value for arguments `dev_size`, `test_size`. Expected "
+            "fractions adding up to less than 1 (train needs the rest). "
+            f"Received: dev_size={dev_size}, test_size={test_size}"
+        )
+    if key is not None and not callable(key):
+        raise invalid("key", key, "a function of an element, or None", TypeError)
+    seed = check_number("seed", seed, low=0, integer=True)
+    bounds = (test_size, test_size + dev_size)
+
+    def bucket(keys):
+        u = hash_uniform(keys, seed)
+        return tf.where(u < bounds[0], 2, tf.where(u < bounds[1], 1, 0))
+
+    if key is None:
+        keyed = dataset.enumerate()
+    else:
+        unpacked = isinstance(dataset.element_spec, tuple)
+        keyed = dataset.map(
+            lambda *args: (key(*args), args if unpacked else args[0]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    specs = tf.nest.flatten(keyed.element_spec)
+    batchable = all(
+        isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() for s in specs
+    )
+
+    def part(split):
+        if not batchable:  # ragged, sparse or variable-shape elements
+            kept = keyed.filter(lambda k, _: bucket(k) == split)
+            return kept.map(lambda _, element: element)
+
+        def select(keys, elements):
+            mask = bucket(keys) == split
+            return tf.nest.map_structure(lambda t: tf.boolean_mask(t, mask), elements)
+
+        # Hashing a batch at a time costs one op per batch instead of a
+        # dozen per element; unbatch restores the elements.
+        kept = keyed.batch(HASH_BATCH).map(select, num_parallel_calls=tf.data.AUTOTUNE)
+        return kept.unbatch()
+
+    return part(0), part(1), part(2)

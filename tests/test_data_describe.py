@@ -1,0 +1,133 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_tricks.data import SplitReport, describe_split, train_dev_test_split
+from keras_tricks.data.describe import row_hashes
+
+
+def _ks(a, b):
+    """Two-sample KS statistic from the empirical CDFs, in plain NumPy."""
+    grid = np.concatenate([a, b])
+    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / a.size
+    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / b.size
+    return np.abs(cdf_a - cdf_b).max()
+
+
+@pytest.fixture
+def split(rng):
+    x = rng.normal(size=(3000, 4))
+    y = rng.integers(0, 3, 3000)
+    return train_dev_test_split(x, y, stratify=y, random_state=0)
+
+
+def test_matching_split_has_no_warnings(split):
+    x_tr, x_dev, x_te, y_tr, y_dev, y_te = split
+    report = describe_split(x_tr, x_dev, x_te, labels=(y_tr, y_dev, y_te))
+    assert isinstance(report, SplitReport)
+    assert report.warnings == []
+    assert [r["count"] for r in report.sizes] == [1800, 600, 600]
+    assert report.sizes.to_dict()["dev"]["fraction"] == pytest.approx(0.2)
+    assert all(r["shared_rows"] == 0 for r in report.leakage)
+    assert "no warnings" in str(report)
+
+
+def test_smd_and_ks_match_formulas(split):
+    x_tr, x_dev, x_te, *_ = split
+    report = describe_split(x_tr, x_dev, x_te, features=[0, 2])
+    rows = report.features.to_dict()
+    assert list(rows) == ["0", "2"]
+    for name, other in (("dev", x_dev), ("test", x_te)):
+        for j in (0, 2):
+            a, b = x_tr[:, j], other[:, j]
+            smd = (b.mean() - a.mean()) / np.sqrt((a.var() + b.var()) / 2)
+            assert rows[str(j)][f"smd_{name}"] == pytest.approx(smd, rel=1e-9)
+            assert rows[str(j)][f"ks_{name}"] == pytest.approx(_ks(a, b), rel=1e-9)
+
+
+def test_shifted_feature_and_class_are_flagged(split):
+    x_tr, x_dev, x_te, y_tr, y_dev, y_te = split
+    x_te = x_te.copy()
+    x_te[:, 1] += 0.5  # SMD ~ 0.5
+    y_dev = np.where(np.arange(len(y_dev)) < 100, 0, y_dev)  # more class 0
+    report = describe_split(x_tr, x_dev, x_te, labels=(y_tr, y_dev, y_te))
+    text = " | ".join(report.warnings)
+    assert "feature 1: |SMD| train vs test" in text
+    assert "feature 1: KS train vs test" in text
+    assert "class 0:" in text
+    assert "vs dev" not in text
+    classes = report.classes.to_dict()
+    assert classes[0]["dev"] == pytest.approx(np.mean(y_dev == 0))
+    assert classes[0]["max_difference"] == pytest.approx(
+        abs(np.mean(y_dev == 0) - np.mean(y_tr == 0))
+    )
+
+
+def test_leakage_finds_planted_duplicates(split):
+    x_tr, x_dev, x_te, *_ = split
+    x_dev, x_te = x_dev.copy(), x_te.copy()
+    x_dev[[3, 10]] = x_tr[[0, 1]]
+    x_te[7] = x_dev[5]
+    report = describe_split(x_tr, x_dev, x_te)
+    leaks = report.leakage.to_dict()
+    assert leaks["train-dev"]["shared_rows"] == 2
+    assert leaks["train-dev"]["examples"] == [3, 10]
+    assert leaks["train-test"]["shared_rows"] == 0
+    assert leaks["dev-test"]["examples"] == [7]
+    assert any(w.startswith("leakage: 2 dev rows") for w in report.warnings)
+
+
+def test_dataframes_label_column_and_dict(split):
+    x_tr, x_dev, x_te, y_tr, y_dev, y_te = split
+    frames = [
+        pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": y, "name": "row"})
+        for x, y in ((x_tr, y_tr), (x_dev, y_dev), (x_te, y_te))
+    ]
+    frames[2].iloc[4] = frames[0].iloc[9]
+    report = describe_split(*frames, labels="y")
+    assert [r["feature"] for r in report.features] == ["a", "b"]
+    assert report.leakage.to_dict()["train-test"]["examples"] == [4]
+    assert set(report.to_dict()) == {
+        "sizes",
+        "classes",
+        "features",
+        "leakage",
+        "warnings",
+    }
+    dicts = [{"image": x[:, :2], "meta": x[:, 3]} for x in (x_tr, x_dev, x_te)]
+    names = [r["feature"] for r in describe_split(*dicts).features]
+    assert names == ["image[0]", "image[1]", "meta"]
+
+
+def test_row_hashes_equal_rows_equal_hashes(rng):
+    x = rng.normal(size=(50, 3)).astype("float32")
+    x[10] = x[20]
+    h = row_hashes(x)
+    assert h[10] == h[20]
+    assert np.unique(h).size == 49
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"labels": (np.zeros(3),) * 3}, ValueError, r"`labels`.*3 train labels"),
+        ({"labels": "y"}, ValueError, r"labels='y'"),
+        ({"labels": np.zeros(5)}, TypeError, r"`labels`"),
+        ({"features": ["zz"]}, ValueError, r"features='zz'"),
+        ({"smd_threshold": -1}, ValueError, r"smd_threshold=-1"),
+    ],
+)
+def test_bad_arguments(split, kwargs, error, match):
+    x_tr, x_dev, x_te, *_ = split
+    with pytest.raises(error, match=match):
+        describe_split(x_tr, x_dev, x_te, **kwargs)
+
+
+def test_mismatched_splits(split):
+    x_tr, x_dev, x_te, *_ = split
+    with pytest.raises(ValueError, match=r"`dev`.*train columns"):
+        describe_split(x_tr, x_dev[:, :2], x_te)
+    with pytest.raises(ValueError, match=r"`test`.*empty split"):
+        describe_split(x_tr, x_dev, x_te[:0])
+    with pytest.raises(TypeError, match=r"`train`"):
+        describe_split(np.array(["a", "b"]), x_dev, x_te)

@@ -28,8 +28,14 @@ def run(optimizer, x, y, x_dev, y_dev):
     model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        history = model.fit(x, y, validation_data=(x_dev, y_dev), epochs=5,
-                            verbose=0, callbacks=[GradientMonitor()])
+        history = model.fit(
+            x,
+            y,
+            validation_data=(x_dev, y_dev),
+            epochs=5,
+            verbose=0,
+            callbacks=[GradientMonitor()],
+        )
     return history.history
 
 
@@ -37,14 +43,19 @@ def main():
     (x, y), (x_dev, y_dev) = load_digits()
     for name, optimizer in (
         ("SGD(1.0)", keras.optimizers.SGD(1.0)),
-        ("GradientClipping(SGD(1.0))",
-         GradientClipping(keras.optimizers.SGD(1.0), mode="global_norm",
-                          threshold=1.0)),
+        (
+            "GradientClipping(SGD(1.0))",
+            GradientClipping(
+                keras.optimizers.SGD(1.0), mode="global_norm", threshold=1.0
+            ),
+        ),
     ):
         logs = run(optimizer, x, y, x_dev, y_dev)
-        print(f"{name:28s} loss per epoch {np.round(logs['loss'], 3)}  "
-              f"max grad norm {np.nanmax(logs['grad_norm_max']):.3g}  "
-              f"dev accuracy {logs['val_accuracy'][-1]:.3f}")
+        print(
+            f"{name:28s} loss per epoch {np.round(logs['loss'], 3)}  "
+            f"max grad norm {np.nanmax(logs['grad_norm_max']):.3g}  "
+            f"dev accuracy {logs['val_accuracy'][-1]:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -18,18 +18,23 @@ from keras_tricks.layers import ClassicDropout, MCDropout, mc_predict  # noqa: E
 
 
 def mlp(dropout):
-    return keras.Sequential([
-        keras.Input((64,)),
-        keras.layers.Dense(128, activation="relu"), dropout,
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(128, activation="relu"),
+            dropout,
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 def main():
     (x, y), (x_dev, y_dev) = load_digits()
-    for name, layer in (("keras Dropout(0.5)", keras.layers.Dropout(0.5, seed=0)),
-                        ("ClassicDropout(0.5)", ClassicDropout(0.5, seed=0)),
-                        ("MCDropout(0.5)", MCDropout(0.5, seed=0))):
+    for name, layer in (
+        ("keras Dropout(0.5)", keras.layers.Dropout(0.5, seed=0)),
+        ("ClassicDropout(0.5)", ClassicDropout(0.5, seed=0)),
+        ("MCDropout(0.5)", MCDropout(0.5, seed=0)),
+    ):
         keras.utils.set_random_seed(0)
         model = mlp(layer)
         model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -39,8 +44,10 @@ def main():
     mean, std = mc_predict(model, x_dev, samples=30, seed=0)
     wrong = mean.argmax(axis=1) != y_dev
     spread = std[np.arange(len(y_dev)), mean.argmax(axis=1)]
-    print(f"MC dropout: std of the predicted class {spread[wrong].mean():.3f} on "
-          f"wrong predictions vs {spread[~wrong].mean():.3f} on right ones")
+    print(
+        f"MC dropout: std of the predicted class {spread[wrong].mean():.3f} on "
+        f"wrong predictions vs {spread[~wrong].mean():.3f} on right ones"
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,12 @@ from keras_tricks.diagnostics import layer_stats  # noqa: E402
 def mlp(initializer, activation):
     return keras.Sequential(
         [keras.Input((64,))]
-        + [keras.layers.Dense(64, activation=activation,
-                              kernel_initializer=initializer) for _ in range(12)]
+        + [
+            keras.layers.Dense(
+                64, activation=activation, kernel_initializer=initializer
+            )
+            for _ in range(12)
+        ]
         + [keras.layers.Dense(10, activation="softmax")]
     )
 
@@ -40,9 +44,11 @@ def main():
         first, last = stats[0], stats[-2]
         model.fit(x, y, epochs=3, verbose=0)
         _, accuracy = model.evaluate(x_dev, y_dev, verbose=0)
-        print(f"{name:14s} std first/last hidden {first['std']:.3f}/{last['std']:.3f}"
-              f"  grad norm first layer {first['grad_norm']:.3g}"
-              f"  dev accuracy after 3 epochs {accuracy:.3f}")
+        print(
+            f"{name:14s} std first/last hidden {first['std']:.3f}/{last['std']:.3f}"
+            f"  grad norm first layer {first['grad_norm']:.3g}"
+            f"  dev accuracy after 3 epochs {accuracy:.3f}"
+        )
 
 
 if __name__ == "__main__":

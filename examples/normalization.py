@@ -18,20 +18,24 @@ from keras_tricks.layers import GhostBatchNormalization, recalibrate_batch_norm 
 def main():
     keras.utils.set_random_seed(0)
     (x, y), (x_dev, y_dev) = load_digits()
-    model = keras.Sequential([
-        keras.Input((64,)),
-        keras.layers.Dense(128),
-        GhostBatchNormalization(virtual_batch_size=16, momentum=0.99),
-        keras.layers.Activation("relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(128),
+            GhostBatchNormalization(virtual_batch_size=16, momentum=0.99),
+            keras.layers.Activation("relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=64, epochs=1, steps_per_epoch=10, verbose=0)
     _, before = model.evaluate(x_dev, y_dev, verbose=0)
     print(recalibrate_batch_norm(model, x))
     _, after = model.evaluate(x_dev, y_dev, verbose=0)
-    print(f"dev accuracy with moving averages {before:.3f}, "
-          f"with population statistics {after:.3f}")
+    print(
+        f"dev accuracy with moving averages {before:.3f}, "
+        f"with population statistics {after:.3f}"
+    )
 
 
 if __name__ == "__main__":

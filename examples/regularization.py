@@ -25,26 +25,39 @@ def towers(strength):
     small = keras.layers.Dense(1, activation="sigmoid", name="small")(tower_b(inputs))
     model = keras.Model(inputs, {"even": even, "small": small})
     tie_weights(tower_a, tower_b, strength=strength)
-    model.compile("adam", {"even": "binary_crossentropy",
-                           "small": "binary_crossentropy"})
+    model.compile(
+        "adam", {"even": "binary_crossentropy", "small": "binary_crossentropy"}
+    )
     return model, tower_a, tower_b
 
 
 def main():
     keras.utils.set_random_seed(0)
     (x, y), (x_dev, y_dev) = load_digits()
-    targets = {"even": (y % 2 == 0)[:, None].astype("float32"),
-               "small": (y < 5)[:, None].astype("float32")}
-    dev_targets = {"even": (y_dev % 2 == 0)[:, None].astype("float32"),
-                   "small": (y_dev < 5)[:, None].astype("float32")}
+    targets = {
+        "even": (y % 2 == 0)[:, None].astype("float32"),
+        "small": (y < 5)[:, None].astype("float32"),
+    }
+    dev_targets = {
+        "even": (y_dev % 2 == 0)[:, None].astype("float32"),
+        "small": (y_dev < 5)[:, None].astype("float32"),
+    }
     print("strength  val_data_loss  penalty  ||W_A - W_B||^2")
     for strength in (0.0, 1e-3, 1e-1):
         model, tower_a, tower_b = towers(strength)
-        history = model.fit(x, targets, validation_data=(x_dev, dev_targets),
-                            epochs=5, verbose=0, callbacks=[PenaltyLogger()])
+        history = model.fit(
+            x,
+            targets,
+            validation_data=(x_dev, dev_targets),
+            epochs=5,
+            verbose=0,
+            callbacks=[PenaltyLogger()],
+        )
         gap = np.sum((tower_a.kernel.numpy() - tower_b.kernel.numpy()) ** 2)
-        print(f"{strength:8g}  {history.history['val_data_loss'][-1]:13.4f}"
-              f"  {history.history['penalty'][-1]:7.4f}  {gap:15.4f}")
+        print(
+            f"{strength:8g}  {history.history['val_data_loss'][-1]:13.4f}"
+            f"  {history.history['penalty'][-1]:7.4f}  {gap:15.4f}"
+        )
     print("Stronger ties pull the towers together (smaller gap) at some data loss.")
 
 

@@ -12,7 +12,8 @@ def test_init_study_prints_the_table(capsys):
 
 
 @pytest.mark.parametrize(
-    "argv", [["init-study", "--depth", "0"], ["init-study", "--epochs", "x"], ["nope"], []]
+    "argv",
+    [["init-study", "--depth", "0"], ["init-study", "--epochs", "x"], ["nope"], []],
 )
 def test_bad_arguments_exit_with_code_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:

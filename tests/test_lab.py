@@ -25,8 +25,14 @@ def tiny():
 @pytest.fixture(scope="module")
 def result(tiny):
     x, y = tiny
-    return run_ablation(x, y, tricks=("init", "bn", "early_stopping"), seeds=2,
-                        dataset="digits", **SMALL)
+    return run_ablation(
+        x,
+        y,
+        tricks=("init", "bn", "early_stopping"),
+        seeds=2,
+        dataset="digits",
+        **SMALL,
+    )
 
 
 def test_table_has_every_variant_and_marks_the_best(result):
@@ -34,8 +40,11 @@ def test_table_has_every_variant_and_marks_the_best(result):
     names = [row["variant"].rstrip(" *") for row in result.table]
     assert names == ["baseline", "init", "bn", "early_stopping", "all"]
     assert sum(row["variant"].endswith(" *") for row in result.table) == 1
-    gains = {n: r["dev_gain"] for n, r in zip(names, rows.values(), strict=True)
-             if n not in ("baseline", "all")}
+    gains = {
+        n: r["dev_gain"]
+        for n, r in zip(names, rows.values(), strict=True)
+        if n not in ("baseline", "all")
+    }
     assert result.best == max(gains, key=gains.get)
     for name, seeds in result.runs.items():
         dev = [r["dev_accuracy"] for r in seeds]
@@ -54,8 +63,9 @@ def test_runs_record_curves_and_best_epoch(result):
 
 def test_variants_contain_their_tricks():
     plain = build_variant(64, 10, set(), depth=2, width=8, seed=0)
-    everything = build_variant(64, 10, {"bn", "dropout", "l2", "init"}, depth=2,
-                               width=8, seed=0)
+    everything = build_variant(
+        64, 10, {"bn", "dropout", "l2", "init"}, depth=2, width=8, seed=0
+    )
     names = [type(layer).__name__ for layer in everything.layers]
     assert names.count("BatchNormalization") == 2 and names.count("Dropout") == 2
     assert everything.layers[0].kernel_regularizer is not None
@@ -97,9 +107,23 @@ def test_cli_ablate_on_an_npz_file(tmp_path, capsys):
     x = rng.normal(size=(200, 5)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")
     np.savez(tmp_path / "mine.npz", x=x, y=y)
-    code = cli.main(["ablate", "--dataset", str(tmp_path / "mine.npz"), "--tricks",
-                     "bn", "--depth", "2", "--epochs", "2", "--seeds", "1",
-                     "--out", str(tmp_path / "out")])
+    code = cli.main(
+        [
+            "ablate",
+            "--dataset",
+            str(tmp_path / "mine.npz"),
+            "--tricks",
+            "bn",
+            "--depth",
+            "2",
+            "--epochs",
+            "2",
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr()
     assert "200 examples, 5 features, 2 classes" in out.out
@@ -107,14 +131,17 @@ def test_cli_ablate_on_an_npz_file(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(FILES)
 
 
-@pytest.mark.parametrize("argv", [
-    ["ablate", "--tricks", "init,warp"],
-    ["ablate", "--tricks", ""],
-    ["ablate", "--epochs", "0"],
-    ["ablate", "--seeds", "x"],
-    ["demo", "--depth", "-1"],
-    ["nope"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ablate", "--tricks", "init,warp"],
+        ["ablate", "--tricks", ""],
+        ["ablate", "--epochs", "0"],
+        ["ablate", "--seeds", "x"],
+        ["demo", "--depth", "-1"],
+        ["nope"],
+    ],
+)
 def test_bad_arguments_exit_2_and_write_nothing(argv, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*argv, "--out", str(tmp_path / "out")])
@@ -123,11 +150,14 @@ def test_bad_arguments_exit_2_and_write_nothing(argv, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("dataset", "message"), [
-    ("missing.npz", "No such .npz file"),
-    ("data.csv", "path ending in .npz"),
-    ("bad.npz", "arrays named 'x' and 'y'"),
-])
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ("missing.npz", "No such .npz file"),
+        ("data.csv", "path ending in .npz"),
+        ("bad.npz", "arrays named 'x' and 'y'"),
+    ],
+)
 def test_bad_datasets_exit_2(dataset, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     np.savez(tmp_path / "bad.npz", a=np.zeros(3))

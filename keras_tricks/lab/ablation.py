@@ -17,6 +17,7 @@ import numpy as np
 from keras_tricks import initializers
 from keras_tricks.callbacks import EarlyStopping, EpochDecay, GradientMonitor
 from keras_tricks.data import train_dev_test_split
+from keras_tricks.datasets import standardize
 from keras_tricks.optimizers import GradientClipping
 from keras_tricks.report import Report
 
@@ -24,9 +25,9 @@ TRICKS = {
     "init": "He initialisation instead of N(0, 0.05)",
     "lsuv": "LSUV data-driven initialisation",
     "bn": "BatchNormalization before each activation",
-    "dropout": "Dropout(0.2) after each hidden layer",
+    "dropout": "Dropout(0.1) after each hidden layer",
     "l2": "L2 penalty 1e-4 on the kernels",
-    "clip": "GradientClipping(global_norm, threshold=1)",
+    "clip": "GradientClipping(global_norm, threshold=5)",
     "decay": "EpochDecay(0.95): lr x 0.95 after each epoch",
     "early_stopping": "EarlyStopping(criterion='gl', alpha=5), best weights",
 }
@@ -46,13 +47,16 @@ def build_variant(input_dim, classes, tricks, *, depth, width, seed):
     regularizer = keras.regularizers.L2(1e-4) if "l2" in tricks else None
     model = keras.Sequential([keras.Input((input_dim,))])
     for _ in range(depth):
-        model.add(keras.layers.Dense(width, kernel_initializer=init,
-                                     kernel_regularizer=regularizer))
+        model.add(
+            keras.layers.Dense(
+                width, kernel_initializer=init, kernel_regularizer=regularizer
+            )
+        )
         if "bn" in tricks:
             model.add(keras.layers.BatchNormalization())
         model.add(keras.layers.Activation("relu"))
         if "dropout" in tricks:
-            model.add(keras.layers.Dropout(0.2, seed=seed))
+            model.add(keras.layers.Dropout(0.1, seed=seed))
     model.add(keras.layers.Dense(classes, activation="softmax"))
     return model
 
@@ -75,34 +79,44 @@ def _gradient_flag(monitor):
     return "ok"
 
 
-def train_variant(split, tricks, *, depth, width, epochs, batch_size,
-                  learning_rate, seed):
+def train_variant(
+    split, tricks, *, depth, width, epochs, batch_size, learning_rate, seed
+):
     """Trains one variant once; returns its history and scores."""
     (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = split
     keras.utils.set_random_seed(seed)
     classes = int(max(y_train.max(), y_dev.max(), y_test.max())) + 1
-    model = build_variant(x_train.shape[1], classes, tricks, depth=depth,
-                          width=width, seed=seed)
+    model = build_variant(
+        x_train.shape[1], classes, tricks, depth=depth, width=width, seed=seed
+    )
     if "lsuv" in tricks:
         initializers.lsuv_initialize(model, x_train[:512], seed=seed)
     optimizer = keras.optimizers.SGD(learning_rate)
     if "clip" in tricks:
-        optimizer = GradientClipping(optimizer, mode="global_norm", threshold=1.0)
-    model.compile(optimizer, "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+        optimizer = GradientClipping(optimizer, mode="global_norm", threshold=5.0)
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
     callbacks = _callbacks(tricks)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # GradientMonitor's warnings become the table's `gradients` column.
         warnings.simplefilter("ignore")
-        history = model.fit(x_train, y_train, validation_data=(x_dev, y_dev),
-                            epochs=epochs, batch_size=batch_size, verbose=0,
-                            shuffle=True, callbacks=callbacks)
+        history = model.fit(
+            x_train,
+            y_train,
+            validation_data=(x_dev, y_dev),
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=0,
+            shuffle=True,
+            callbacks=callbacks,
+        )
     seconds = time.perf_counter() - start
     _, dev_accuracy = model.evaluate(x_dev, y_dev, verbose=0)
     _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
-    curves = {key: list(map(float, history.history[key]))
-              for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    curves = {
+        key: list(map(float, history.history[key]))
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+    }
     return {
         "curves": curves,
         "dev_accuracy": float(dev_accuracy),
@@ -114,17 +128,13 @@ def train_variant(split, tricks, *, depth, width, epochs, batch_size,
     }
 
 
-def _standardize(split):
-    (x_train, y_train), dev, test = split
-    mean, std = x_train.mean(axis=0), x_train.std(axis=0) + np.float32(1e-7)
-    return tuple(((x - mean) / std, y) for x, y in ((x_train, y_train), dev, test))
-
-
 def make_split(x, y, *, seed=0):
     """60/20/20 stratified split, features z-scored on the training split."""
     x_train, x_dev, x_test, y_train, y_dev, y_test = train_dev_test_split(
-        x, y, dev_size=0.2, test_size=0.2, stratify=y, random_state=seed)
-    return _standardize(((x_train, y_train), (x_dev, y_dev), (x_test, y_test)))
+        x, y, dev_size=0.2, test_size=0.2, stratify=y, random_state=seed
+    )
+    x_train, x_dev, x_test = standardize(x_train, x_dev, x_test)
+    return (x_train, y_train), (x_dev, y_dev), (x_test, y_test)
 
 
 def _mean_std(values):
@@ -147,32 +157,51 @@ class AblationResult:
         self.runs = runs
         self.config = config
         baseline = np.mean([r["dev_accuracy"] for r in runs["baseline"]])
-        gains = {name: np.mean([r["dev_accuracy"] for r in seeds]) - baseline
-                 for name, seeds in runs.items()
-                 if name not in ("baseline", "all")}
+        gains = {
+            name: np.mean([r["dev_accuracy"] for r in seeds]) - baseline
+            for name, seeds in runs.items()
+            if name not in ("baseline", "all")
+        }
         self.best = max(gains, key=gains.get) if gains else None
         rows = []
         for name, seeds in runs.items():
             dev = [r["dev_accuracy"] for r in seeds]
-            rows.append({
-                "variant": name + (" *" if name == self.best else ""),
-                "dev_accuracy": _mean_std(dev),
-                "dev_gain": float(np.mean(dev) - baseline),
-                "test_accuracy": _mean_std([r["test_accuracy"] for r in seeds]),
-                "best_epoch": float(np.mean([r["best_epoch"] for r in seeds])),
-                "epochs_run": float(np.mean([r["epochs"] for r in seeds])),
-                "wall_time_s": float(np.mean([r["seconds"] for r in seeds])),
-                "gradients": ", ".join(sorted({r["gradients"] for r in seeds})),
-            })
-        self.table = Report(rows, title=(
-            f"Ablation on {config['dataset']}: {config['depth']}-layer MLP, "
-            f"{config['epochs']} epochs, {config['seeds']} seed(s); "
-            "* = the trick that helps most alone"))
+            rows.append(
+                {
+                    "variant": name + (" *" if name == self.best else ""),
+                    "dev_accuracy": _mean_std(dev),
+                    "dev_gain": float(np.mean(dev) - baseline),
+                    "test_accuracy": _mean_std([r["test_accuracy"] for r in seeds]),
+                    "best_epoch": float(np.mean([r["best_epoch"] for r in seeds])),
+                    "epochs_run": float(np.mean([r["epochs"] for r in seeds])),
+                    "wall_time_s": float(np.mean([r["seconds"] for r in seeds])),
+                    "gradients": ", ".join(sorted({r["gradients"] for r in seeds})),
+                }
+            )
+        self.table = Report(
+            rows,
+            title=(
+                f"Ablation on {config['dataset']}: {config['depth']}-layer MLP, "
+                f"{config['epochs']} epochs, {config['seeds']} seed(s); "
+                "* = the trick that helps most alone"
+            ),
+        )
 
 
-def run_ablation(x, y, *, tricks=DEFAULT_TRICKS, depth=8, width=64, epochs=20,
-                 seeds=1, batch_size=32, learning_rate=0.05, dataset="data",
-                 progress=None):
+def run_ablation(
+    x,
+    y,
+    *,
+    tricks=DEFAULT_TRICKS,
+    depth=8,
+    width=64,
+    epochs=20,
+    seeds=1,
+    batch_size=32,
+    learning_rate=0.05,
+    dataset="data",
+    progress=None,
+):
     """Trains the baseline, each trick alone, and all tricks together.
 
     Args:
@@ -205,12 +234,28 @@ def run_ablation(x, y, *, tricks=DEFAULT_TRICKS, depth=8, width=64, epochs=20,
     for name, chosen in variants.items():
         runs[name] = []
         for seed in range(seeds):
-            runs[name].append(train_variant(
-                split, chosen, depth=depth, width=width, epochs=epochs,
-                batch_size=batch_size, learning_rate=learning_rate, seed=seed))
+            runs[name].append(
+                train_variant(
+                    split,
+                    chosen,
+                    depth=depth,
+                    width=width,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    learning_rate=learning_rate,
+                    seed=seed,
+                )
+            )
             if progress is not None:
                 progress(sum(map(len, runs.values())), total, name, seed)
-    config = {"dataset": dataset, "depth": depth, "width": width,
-              "epochs": epochs, "seeds": seeds, "tricks": list(tricks),
-              "batch_size": batch_size, "learning_rate": learning_rate}
+    config = {
+        "dataset": dataset,
+        "depth": depth,
+        "width": width,
+        "epochs": epochs,
+        "seeds": seeds,
+        "tricks": list(tricks),
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+    }
     return AblationResult(runs, config)

@@ -3,7 +3,6 @@
 import base64
 import csv
 import html
-import io
 import json
 import os
 import shutil
@@ -23,8 +22,12 @@ def plot_curves(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = (("loss", "train loss"), ("val_loss", "dev loss"),
-              ("accuracy", "train accuracy"), ("val_accuracy", "dev accuracy"))
+    panels = (
+        ("loss", "train loss"),
+        ("val_loss", "dev loss"),
+        ("accuracy", "train accuracy"),
+        ("val_accuracy", "dev accuracy"),
+    )
     figure, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
     for axis, (key, title) in zip(axes.flat, panels, strict=True):
         for name, seeds in result.runs.items():
@@ -49,8 +52,11 @@ def _html(result, png):
     rows = result.table.to_records()
     head = "".join(f"<th>{html.escape(c)}</th>" for c in result.table.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values())
-        + "</tr>" for row in rows)
+        "<tr>"
+        + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values())
+        + "</tr>"
+        for row in rows
+    )
     image = base64.b64encode(png).decode("ascii")
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>keras_tricks ablation</title>
@@ -87,9 +93,11 @@ def write_outputs(result, out_dir):
             writer.writeheader()
             writer.writerows(result.table.to_records())
         (scratch / "results.md").write_text(
-            f"{result.table.title}\n\n{result.table.to_markdown()}\n")
+            f"{result.table.title}\n\n{result.table.to_markdown()}\n"
+        )
         (scratch / "runs.json").write_text(
-            json.dumps({"config": result.config, "runs": result.runs}, indent=1))
+            json.dumps({"config": result.config, "runs": result.runs}, indent=1)
+        )
         png = (scratch / "curves.png").read_bytes()
         (scratch / "report.html").write_text(_html(result, png))
         out_dir.mkdir(exist_ok=True)

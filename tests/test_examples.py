@@ -1,0 +1,45 @@
+"""Every script in examples/ runs to the end (with training cut to 2 epochs)."""
+
+import functools
+import runpy
+from pathlib import Path
+
+import keras
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+
+
+@pytest.fixture
+def short_fit(monkeypatch):
+    """Caps `Model.fit` at 2 epochs so the smoke run stays fast."""
+    fit = keras.Model.fit
+
+    @functools.wraps(fit)
+    def capped(self, *args, **kwargs):
+        kwargs["epochs"] = min(kwargs.get("epochs", 1), 2)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", capped)
+
+
+def test_there_is_an_example_per_family():
+    names = {path.stem for path in EXAMPLES}
+    assert names >= {
+        "initialization",
+        "normalization",
+        "dropout",
+        "regularization",
+        "clipping",
+        "learning_rate",
+        "early_stopping",
+        "splitting",
+        "tune_digits",
+    }
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_example_runs(path, short_fit, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(path), run_name="__main__")
+    assert capsys.readouterr().out.strip()

@@ -33,9 +33,25 @@ def load_digits(*, dev_size=0.2, seed=0):
     x_train, x_dev, y_train, y_dev = train_test_split(
         x, y, test_size=dev_size, random_state=seed, stratify=y
     )
+    x_train, x_dev = standardize(x_train, x_dev)
+    return (x_train, y_train), (x_dev, y_dev)
+
+
+def standardize(x_train, *others):
+    """Z-scores features with the training split's statistics only.
+
+    Each feature is mapped to `(x - mean) / std` with the mean and standard
+    deviation of `x_train`; a feature constant in `x_train` (std 0, e.g. a
+    border pixel that is always blank) is only centred, so rare non-zero
+    values in the other splits stay finite and small.
+
+    Returns:
+        The standardised `x_train`, then each of `others`, as float32.
+    """
     mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0) + np.float32(1e-7)
-    return ((x_train - mean) / std, y_train), ((x_dev - mean) / std, y_dev)
+    std = x_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return tuple(((x - mean) / std).astype("float32") for x in (x_train, *others))
 
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"

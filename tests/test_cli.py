@@ -54,3 +54,15 @@ def test_fashion_mnist_idx_reader(tmp_path):
     (x, y), (xt, yt) = load_fashion_mnist(tmp_path)
     np.testing.assert_array_equal(x, images)
     np.testing.assert_array_equal(yt, labels)
+
+
+def test_standardize_uses_train_statistics_and_keeps_constant_features_finite():
+    import numpy as np
+
+    from keras_tricks.datasets import standardize
+
+    train = np.array([[0.0, 1.0], [0.0, 3.0]])
+    dev = np.array([[5.0, 2.0]])
+    train_z, dev_z = standardize(train, dev)
+    np.testing.assert_allclose(train_z, [[0.0, -1.0], [0.0, 1.0]])
+    np.testing.assert_allclose(dev_z, [[5.0, 0.0]])

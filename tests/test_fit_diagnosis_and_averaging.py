@@ -68,11 +68,11 @@ def test_tiny_model_is_high_bias(digits, capsys):
 def test_oversized_model_on_few_samples_is_high_variance(digits, capsys):
     (x, y), (x_dev, y_dev) = digits
     diagnosis = FitDiagnosis()
-    history = _classifier([256, 256]).fit(
+    history = _classifier([128, 128]).fit(
         x[:40],
         y[:40],
         validation_data=(x_dev, y_dev),
-        epochs=30,
+        epochs=15,
         batch_size=40,
         verbose=0,
         callbacks=[diagnosis],

@@ -7,7 +7,9 @@ import numpy as np
 
 from keras_tricks import _layers
 from keras_tricks._validation import check_choice, check_number
+from keras_tricks.callbacks import _state
 from keras_tricks.callbacks._base import TrainingCallback, final_weights
+from keras_tricks.callbacks.early_stopping import EarlyStopping
 
 MODES = ("swa",)
 
@@ -34,7 +36,8 @@ class WeightAveraging(TrainingCallback):
     weights, so the SWA average is an average of EMA weights and the
     averaging the user asked for is kept. With
     `EarlyStopping(restore_best_weights=True)` also in the list, the
-    callback listed last decides the final weights; use one of the two.
+    callback listed last decides the final weights, and a warning says so;
+    use one of the two.
 
     Args:
         start_epoch: first epoch (0-based) whose weights enter the average.
@@ -106,10 +109,28 @@ class WeightAveraging(TrainingCallback):
                 stacklevel=2,
             )
             return
+        self._warn_if_early_stopping_restores()
         weights = self.model.weights
         for i, average in zip(self._trainable_indices(), self.average, strict=True):
             weights[i].assign(np.asarray(average, weights[i].dtype))
         self._recalibrate()
+
+    def _warn_if_early_stopping_restores(self):
+        for other in _state.registered(self.model):
+            if (
+                isinstance(other, EarlyStopping)
+                and other.restore_best_weights
+                and other.best_weights is not None
+                and other.last_epoch == self.last_epoch
+            ):
+                warnings.warn(
+                    "WeightAveraging and EarlyStopping(restore_best_weights=True) "
+                    "both replace the final weights in this fit: the one listed "
+                    "last in `callbacks` wins and the other's weights are lost. "
+                    "Use one of the two (or restore_best_weights=False).",
+                    stacklevel=3,
+                )
+                return
 
     def _recalibrate(self):
         if not _has_batch_norm(self.model):

@@ -207,6 +207,15 @@ def test_swa_with_ema_averages_the_ema_weights():
         np.testing.assert_allclose(actual, wanted, rtol=1e-6)
 
 
+@pytest.mark.parametrize("swa_first", [True, False])
+def test_swa_and_restoring_early_stopping_warn(swa_first):
+    stopper = EarlyStopping("val_error", patience=3, mode="min")
+    swa = WeightAveraging(1)
+    callbacks = [swa, stopper] if swa_first else [stopper, swa]
+    with pytest.warns(UserWarning, match="the one listed last in `callbacks` wins"):
+        _fit(_model(0.01), [Curve(), *callbacks], epochs=4)
+
+
 @pytest.mark.parametrize("callback", CALLBACKS, ids=IDS)
 def test_no_batch_hooks(callback):
     for hook in ("on_train_batch_begin", "on_train_batch_end"):

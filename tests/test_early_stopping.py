@@ -65,6 +65,19 @@ def test_gl_hand_computed():
     assert _feed(EarlyStopping(criterion="gl", alpha=5.0), VAL) == 6
 
 
+def test_pq_hand_computed():
+    # Strip ends t = 5, 10, 15, 20 (epochs 4, 9, 14, 19). At t = 20:
+    # GL = 100 * (1.4 / 0.64 - 1) = 118.75; the train strip 1 / (1 + t / 2),
+    # t = 15..19, gives P_5 = 1000 * (0.5292 / (5 * 0.09524) - 1) = 111.4;
+    # PQ = 1.066 > 0.5. Earlier strip ends give PQ = 0.002, 0.098, 0.414.
+    assert _feed(EarlyStopping(criterion="pq", alpha=0.5), VAL) == 19
+
+
+def test_up_hand_computed():
+    # Strip ends t = 5, 10 (epochs 4, 9): E_va rose from 0.66 to 0.8.
+    assert _feed(EarlyStopping(criterion="up", alpha=1), VAL) == 9
+
+
 @pytest.mark.parametrize(("alpha", "k"), [(0.05, 5), (0.5, 5), (0.2, 3), (2.0, 2)])
 def test_pq_stops_at_reference_epoch(alpha, k):
     stopper = EarlyStopping(criterion="pq", alpha=alpha, strip_length=k)

@@ -1,9 +1,11 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_tricks.callbacks import FitDiagnosis, WeightAveraging, average_models
 from keras_tricks.callbacks.fit_diagnosis import DiagnosisLabel, diagnose
+from keras_tricks.callbacks.weight_averaging import _cumulative_batch_norm_update
 from tests.helpers import assert_roundtrip
 
 
@@ -66,11 +68,11 @@ def test_tiny_model_is_high_bias(digits, capsys):
 def test_oversized_model_on_few_samples_is_high_variance(digits, capsys):
     (x, y), (x_dev, y_dev) = digits
     diagnosis = FitDiagnosis()
-    history = _classifier([256, 256]).fit(
+    history = _classifier([128, 128]).fit(
         x[:40],
         y[:40],
         validation_data=(x_dev, y_dev),
-        epochs=30,
+        epochs=15,
         batch_size=40,
         verbose=0,
         callbacks=[diagnosis],
@@ -161,12 +163,7 @@ def test_swa_before_start_epoch_warns():
         _fit(model, [WeightAveraging(5)], epochs=2)
 
 
-def test_swa_recalibrates_batch_norm():
-    layers = pytest.importorskip("keras_tricks.layers")
-    if not hasattr(layers, "recalibrate_batch_norm"):
-        pytest.skip("keras_tricks.layers.recalibrate_batch_norm is not merged yet")
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 4)).astype("float32")
+def _bn_model():
     model = keras.Sequential(
         [
             keras.Input((4,)),
@@ -176,13 +173,42 @@ def test_swa_recalibrates_batch_norm():
         ]
     )
     model.compile("adam", "mse")
-    _fit(model, [WeightAveraging(1, recalibrate_data=x)], epochs=3)
+    return model
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_swa_recalibrates_batch_norm(as_dataset):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32") * 3 + 1
+    data = tf.data.Dataset.from_tensors((x, x[:, :1])) if as_dataset else x
+    model = _bn_model()
+    _fit(model, [WeightAveraging(1, recalibrate_data=data)], epochs=3)
     hidden = keras.ops.convert_to_numpy(model.layers[0](x))
     batch_norm = model.layers[1]
     np.testing.assert_allclose(batch_norm.moving_mean, hidden.mean(axis=0), atol=1e-4)
     np.testing.assert_allclose(
         batch_norm.moving_variance, hidden.var(axis=0), rtol=1e-3, atol=1e-4
     )
+    assert batch_norm.momentum == 0.99
+
+
+def test_fallback_recalibration_averages_the_batch_statistics():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32") * 3 + 1
+    model = _bn_model()
+    weights = model.get_weights()
+    _cumulative_batch_norm_update(model, x, batch_size=32)
+    hidden = keras.ops.convert_to_numpy(model.layers[0](x)).reshape(3, 32, 3)
+    batch_norm = model.layers[1]
+    np.testing.assert_allclose(
+        batch_norm.moving_mean, hidden.mean(axis=(0, 1)), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        batch_norm.moving_variance, hidden.var(axis=1).mean(axis=0), rtol=1e-5
+    )
+    for before, after in zip(weights, model.get_weights(), strict=True):
+        if before.shape == (4, 3):
+            np.testing.assert_array_equal(before, after)
 
 
 @pytest.mark.parametrize(

@@ -69,3 +69,9 @@ def attach(model, callback):
         holder = CallbackState()
         setattr(model, ATTRIBUTE, holder)
     return holder.register(callback)
+
+
+def registered(model):
+    """The live callbacks registered on `model` (this and earlier fits)."""
+    holder = getattr(model, ATTRIBUTE, None)
+    return list(holder._live().values()) if holder is not None else []

@@ -5,8 +5,11 @@ import warnings
 import keras
 import numpy as np
 
+from keras_tricks import _layers
 from keras_tricks._validation import check_choice, check_number
+from keras_tricks.callbacks import _state
 from keras_tricks.callbacks._base import TrainingCallback, final_weights
+from keras_tricks.callbacks.early_stopping import EarlyStopping
 
 MODES = ("swa",)
 
@@ -23,8 +26,8 @@ class WeightAveraging(TrainingCallback):
     When training ends the average replaces the trainable weights. The
     non-trainable ones (BatchNormalization moving statistics) belong to the
     last weights, not to the average; with `recalibrate_data` they are
-    re-estimated for the averaged weights with
-    `keras_tricks.layers.recalibrate_batch_norm(model, recalibrate_data)`.
+    re-estimated for the averaged weights by `recalibrate(model, data)`
+    (see there).
     The optimizer state is left as it is, so a later `fit` continues from
     the averaged weights with the optimizer's moments.
 
@@ -33,7 +36,8 @@ class WeightAveraging(TrainingCallback):
     weights, so the SWA average is an average of EMA weights and the
     averaging the user asked for is kept. With
     `EarlyStopping(restore_best_weights=True)` also in the list, the
-    callback listed last decides the final weights; use one of the two.
+    callback listed last decides the final weights, and a warning says so;
+    use one of the two.
 
     Args:
         start_epoch: first epoch (0-based) whose weights enter the average.
@@ -105,10 +109,28 @@ class WeightAveraging(TrainingCallback):
                 stacklevel=2,
             )
             return
+        self._warn_if_early_stopping_restores()
         weights = self.model.weights
         for i, average in zip(self._trainable_indices(), self.average, strict=True):
             weights[i].assign(np.asarray(average, weights[i].dtype))
         self._recalibrate()
+
+    def _warn_if_early_stopping_restores(self):
+        for other in _state.registered(self.model):
+            if (
+                isinstance(other, EarlyStopping)
+                and other.restore_best_weights
+                and other.best_weights is not None
+                and other.last_epoch == self.last_epoch
+            ):
+                warnings.warn(
+                    "WeightAveraging and EarlyStopping(restore_best_weights=True) "
+                    "both replace the final weights in this fit: the one listed "
+                    "last in `callbacks` wins and the other's weights are lost. "
+                    "Use one of the two (or restore_best_weights=False).",
+                    stacklevel=3,
+                )
+                return
 
     def _recalibrate(self):
         if not _has_batch_norm(self.model):
@@ -121,12 +143,57 @@ class WeightAveraging(TrainingCallback):
                 stacklevel=3,
             )
             return
+        recalibrate(self.model, self.recalibrate_data)
+
+
+def _has_batch_norm(model):
+    return any(
+        isinstance(layer, keras.layers.BatchNormalization)
+        for layer in _layers.walk(model)
+    )
+
+
+def recalibrate(model, data, batch_size=256):
+    """Recomputes the BatchNormalization statistics for the current weights.
+
+    Uses `keras_tricks.layers.recalibrate_batch_norm` (exact population
+    statistics, layer by layer) when the layers subpackage provides it.
+    Otherwise it runs SWA's own procedure (Izmailov et al., `bn_update`):
+    one pass over `data` in training mode with each layer's momentum set to
+    `1 - 1/n` at batch `n`, so the moving statistics become the plain mean
+    of the per-batch statistics (exact for the mean with equal batches; the
+    variance is the mean of within-batch variances). Weights other than the
+    moving statistics are not changed.
+
+    Args:
+        model: the model, with its averaged weights in place.
+        data: an array of inputs (split into batches of `batch_size`) or a
+            `tf.data.Dataset` of inputs or of `(x, y)` batches.
+        batch_size: rows per batch for an array. Defaults to `256`.
+    """
+    try:
         from keras_tricks.layers import recalibrate_batch_norm
+    except ImportError:
+        recalibrate_batch_norm = _cumulative_batch_norm_update
+    recalibrate_batch_norm(model, data, batch_size=batch_size)
 
-        recalibrate_batch_norm(self.model, self.recalibrate_data)
 
-
-def _has_batch_norm(layer):
-    if isinstance(layer, keras.layers.BatchNormalization):
-        return True
-    return any(_has_batch_norm(inner) for inner in getattr(layer, "layers", []))
+def _cumulative_batch_norm_update(model, data, batch_size=256):
+    layers = [
+        layer
+        for layer in _layers.walk(model)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    momenta = [layer.momentum for layer in layers]
+    if hasattr(data, "shape"):
+        batches = (data[i : i + batch_size] for i in range(0, len(data), batch_size))
+    else:
+        batches = (keras.utils.unpack_x_y_sample_weight(b)[0] for b in data)
+    try:
+        for n, x in enumerate(batches, start=1):
+            for layer in layers:
+                layer.momentum = 1.0 - 1.0 / n
+            model(x, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum

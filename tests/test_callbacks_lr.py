@@ -8,6 +8,7 @@ from keras_tricks.callbacks import (
     ScaledSchedule,
     find_learning_rate,
 )
+from keras_tricks.callbacks.lr_finder import steepest_descent
 from tests.helpers import assert_roundtrip
 
 
@@ -288,11 +289,11 @@ def test_range_test_sweep_and_smoothing(digits):
     weights = 0.02 * 0.98 ** np.arange(19, -1, -1)
     expected_last = (weights * result.raw_losses).sum() / (1 - 0.98**20)
     assert result.losses[-1] == pytest.approx(expected_last, rel=1e-6)
-    slopes = np.gradient(
-        result.losses[: np.argmin(result.losses) + 1],
-        np.log(result.lrs[: np.argmin(result.losses) + 1]),
-    )
-    assert result.suggestion == result.lrs[np.argmin(slopes)]
+    end = np.argmin(result.losses) + 1
+    end = end if end >= 3 else len(result.losses)
+    start = min(2, end - 3)
+    slopes = np.gradient(result.losses[start:end], np.log(result.lrs[start:end]))
+    assert result.suggestion == result.lrs[start + np.argmin(slopes)]
 
 
 def test_range_test_stops_when_loss_explodes(digits):
@@ -347,3 +348,12 @@ def test_range_test_needs_compiled_model_and_float_lr(rng):
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
     with pytest.raises(TypeError, match="find_learning_rate sets the learning rate"):
         find_learning_rate(_linear(keras.optimizers.SGD(schedule)), *_data(rng))
+
+
+def test_suggestion_ignores_the_noisy_start_of_the_sweep():
+    lrs = np.logspace(-5, 0, 30)
+    losses = np.full(30, 2.3)
+    losses[1:] = 2.2
+    losses[15:25] = 2.2 - 0.1 * np.arange(1, 11)
+    losses[25:] = 3.0
+    assert lrs[14] <= steepest_descent(lrs, losses) <= lrs[24]

@@ -21,7 +21,9 @@ class LRFinderResult:
         raw_losses: the loss of each step's batch.
         suggestion: the rate where the smoothed loss falls fastest, i.e. the
             minimum of `d loss / d log(lr)` over the steps before the loss
-            reaches its minimum; `None` with fewer than 3 steps.
+            reaches its minimum, skipping the first tenth of the sweep (where
+            the moving average has seen too few batches to be more than
+            noise); `None` with fewer than 3 steps.
     """
 
     def __init__(self, lrs, losses, raw_losses):
@@ -63,15 +65,18 @@ def steepest_descent(lrs, losses):
     """The rate where `losses` falls fastest against `log(lr)`.
 
     Only the steps up to the lowest loss count: past the minimum the loss is
-    diverging, and its drops there are noise.
+    diverging, and its drops there are noise. The first tenth of the steps is
+    skipped too: the moving average has seen only a few batches there, and
+    one lucky batch looks like a steep descent.
     """
     end = int(np.argmin(losses)) + 1 if len(losses) else 0
     if end < 3:
         end = len(losses)
     if end < 3:
         return None
-    slopes = np.gradient(losses[:end], np.log(lrs[:end]))
-    return float(lrs[int(np.argmin(slopes))])
+    start = min(len(losses) // 10, end - 3)
+    slopes = np.gradient(losses[start:end], np.log(lrs[start:end]))
+    return float(lrs[start + int(np.argmin(slopes))])
 
 
 def _batches(x, y, batch_size):

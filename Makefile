@@ -21,7 +21,19 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist package: installed
+# here when missing and we are root; otherwise the benchmarks use digits and
+# say so in their titles.
 bench: $(STAMP)
+	@test -e $(FASHION_MNIST) || \
+		{ test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+		  { apt-get install -y -q dataset-fashion-mnist || \
+		    { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; \
+		  } >/dev/null; } || \
+		echo "Fashion-MNIST is not installed and cannot be (needs root and" \
+		     "apt-get: apt-get install dataset-fashion-mnist); using digits."
 	$(BIN)/python -m benchmarks
 
 docs: $(STAMP)

@@ -27,7 +27,13 @@ import csv
 import numbers
 
 import keras
-import keras_tuner
+
+try:
+    import keras_tuner
+except ImportError as error:
+    raise ImportError(
+        "keras_tricks.tuning needs KerasTuner: pip install 'keras_tricks[tuner]'"
+    ) from error
 
 from keras_tricks import initializers
 from keras_tricks._validation import invalid

@@ -2,6 +2,7 @@
 
 import functools
 import runpy
+import sys
 from pathlib import Path
 
 import keras
@@ -41,5 +42,6 @@ def test_there_is_an_example_per_family():
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
 def test_example_runs(path, short_fit, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(path)])
     runpy.run_path(str(path), run_name="__main__")
     assert capsys.readouterr().out.strip()

@@ -239,9 +239,9 @@ def test_tuners(tuner_class, digits, tmp_path):
     assert tuner.get_best_models(1)[0].predict(x_dev[:2], verbose=0).shape == (2, 10)
 
 
-def _run(directory, trials, env=None, pause=0.0):
+def _run(directory, trials, env=None, hang_after=0):
     return subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(directory), str(trials), str(pause)],
+        [sys.executable, str(SCRIPT), str(directory), str(trials), str(hang_after)],
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -260,7 +260,7 @@ def _stop(process):
 
 
 def test_killed_search_resumes_without_rerunning_trials(tmp_path):
-    process = _run(tmp_path, 4, pause=30.0)
+    process = _run(tmp_path, 4, hang_after=2)
     try:
         deadline = time.monotonic() + 120
         while len(_lines(tmp_path / "done.txt")) < 2 and time.monotonic() < deadline:

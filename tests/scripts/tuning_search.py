@@ -1,9 +1,10 @@
 """A small TricksHyperModel search run as its own process by the tuning tests.
 
-Usage: python tuning_search.py DIRECTORY MAX_TRIALS [SLEEP_SECONDS]
+Usage: python tuning_search.py DIRECTORY MAX_TRIALS [HANG_AFTER]
 
 Appends the id of each trial it builds to DIRECTORY/built.txt and of each
-trial it completes to DIRECTORY/done.txt. KerasTuner's distributed mode is
+trial it completes to DIRECTORY/done.txt. With HANG_AFTER > 0 it hangs after
+completing that many trials, waiting to be killed. KerasTuner's distributed mode is
 driven by the KERASTUNER_* environment variables, as in production.
 """
 
@@ -20,7 +21,7 @@ import numpy as np  # noqa: E402
 from keras_tricks.tuning import TricksHyperModel  # noqa: E402
 
 directory, max_trials = sys.argv[1], int(sys.argv[2])
-pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+hang_after = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "solo")
 
 
@@ -39,11 +40,15 @@ def build(hp, tricks):
 
 
 class Recorder(keras_tuner.RandomSearch):
+    completed = 0
+
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         with open(os.path.join(directory, "done.txt"), "a") as f:
             f.write(f"{tuner_id} {trial.trial_id}\n")
-        time.sleep(pause)
+        self.completed += 1
+        if self.completed == hang_after:
+            time.sleep(600)
 
 
 rng = np.random.default_rng(0)

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from keras_tricks.data import SplitReport, describe_split, train_dev_test_split
 from keras_tricks.data.describe import row_hashes
@@ -42,7 +43,12 @@ def test_smd_and_ks_match_formulas(split):
             a, b = x_tr[:, j], other[:, j]
             smd = (b.mean() - a.mean()) / np.sqrt((a.var() + b.var()) / 2)
             assert rows[str(j)][f"smd_{name}"] == pytest.approx(smd, rel=1e-9)
-            assert rows[str(j)][f"ks_{name}"] == pytest.approx(_ks(a, b), rel=1e-9)
+            d = _ks(a, b)
+            assert rows[str(j)][f"ks_{name}"] == pytest.approx(d, rel=1e-9)
+            # Smirnov's asymptotic p-value: the KS distribution at the
+            # effective sample size m n / (m + n).
+            p = scipy.stats.kstwo.sf(d, round(a.size * b.size / (a.size + b.size)))
+            assert rows[str(j)][f"ks_p_{name}"] == pytest.approx(p, rel=1e-6)
 
 
 def test_shifted_feature_and_class_are_flagged(split):

@@ -85,6 +85,19 @@ def test_deterministic_golden_values():
     assert test.tolist() == [8, 1]
 
 
+def test_deterministic_golden_values_stratified_and_grouped():
+    y = np.array([0] * 4 + [1] * 5 + [2] * 3)
+    indices = TrainDevTestSplit(random_state=0).split(12, stratify=y)
+    assert [i.tolist() for i in indices] == [
+        [3, 2, 0, 5, 4, 7, 10],
+        [1, 11, 6],
+        [9, 8],
+    ]
+    groups = np.repeat(np.arange(6), 2)
+    indices = TrainDevTestSplit(random_state=0).split(12, groups=groups)
+    assert [i.tolist() for i in indices] == [[6, 4, 5, 7, 10, 11], [8, 1, 0, 9], [2, 3]]
+
+
 @pytest.mark.parametrize("stratified", [False, True])
 def test_same_seed_same_split_other_seed_differs(stratified, rng):
     y = rng.integers(0, 5, 500) if stratified else None

@@ -2,7 +2,8 @@
 
 Each family lives in its own subpackage: `initializers` (named schemes, LSUV),
 `regularizers` (L1/L2 guidance, parameter tying), `diagnostics` (per-layer
-statistics), `optimizers` (gradient clipping), `callbacks`.
+statistics), `optimizers` (gradient clipping), `callbacks`, `data` (train/dev/test
+splits).
 """
 
 import os
@@ -26,6 +27,7 @@ if os.path.basename(sys.argv[0]) == "keras-tricks":
 
 from keras_tricks import (  # noqa: E402
     callbacks,
+    data,
     datasets,
     diagnostics,
     initializers,
@@ -37,6 +39,7 @@ from keras_tricks import (  # noqa: E402
 __all__ = [
     "__version__",
     "callbacks",
+    "data",
     "datasets",
     "diagnostics",
     "initializers",

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from keras_tricks.data import SplitReport, describe_split, train_dev_test_split
 from keras_tricks.data.describe import row_hashes
@@ -42,7 +43,12 @@ def test_smd_and_ks_match_formulas(split):
             a, b = x_tr[:, j], other[:, j]
             smd = (b.mean() - a.mean()) / np.sqrt((a.var() + b.var()) / 2)
             assert rows[str(j)][f"smd_{name}"] == pytest.approx(smd, rel=1e-9)
-            assert rows[str(j)][f"ks_{name}"] == pytest.approx(_ks(a, b), rel=1e-9)
+            d = _ks(a, b)
+            assert rows[str(j)][f"ks_{name}"] == pytest.approx(d, rel=1e-9)
+            # Smirnov's asymptotic p-value: the KS distribution at the
+            # effective sample size m n / (m + n).
+            p = scipy.stats.kstwo.sf(d, round(a.size * b.size / (a.size + b.size)))
+            assert rows[str(j)][f"ks_p_{name}"] == pytest.approx(p, rel=1e-6)
 
 
 def test_shifted_feature_and_class_are_flagged(split):
@@ -114,7 +120,10 @@ def test_row_hashes_equal_rows_equal_hashes(rng):
         ({"labels": "y"}, ValueError, r"labels='y'"),
         ({"labels": np.zeros(5)}, TypeError, r"`labels`"),
         ({"features": ["zz"]}, ValueError, r"features='zz'"),
+        ({"features": [7]}, ValueError, r"features=7"),
         ({"smd_threshold": -1}, ValueError, r"smd_threshold=-1"),
+        ({"ks_alpha": 2}, ValueError, r"`ks_alpha`.*ks_alpha=2"),
+        ({"class_threshold": -0.1}, ValueError, r"class_threshold=-0.1"),
     ],
 )
 def test_bad_arguments(split, kwargs, error, match):
@@ -131,3 +140,21 @@ def test_mismatched_splits(split):
         describe_split(x_tr, x_dev, x_te[:0])
     with pytest.raises(TypeError, match=r"`train`"):
         describe_split(np.array(["a", "b"]), x_dev, x_te)
+
+
+def test_one_hot_labels_equal_class_ids(split):
+    x_tr, x_dev, x_te, y_tr, y_dev, y_te = split
+    ids = describe_split(x_tr, x_dev, x_te, labels=(y_tr, y_dev, y_te))
+    one_hot = describe_split(
+        x_tr, x_dev, x_te, labels=tuple(np.eye(3)[y] for y in (y_tr, y_dev, y_te))
+    )
+    assert one_hot.classes.to_records() == ids.classes.to_records()
+    for c, row in ids.classes.to_dict().items():
+        assert row["test"] == pytest.approx(np.mean(y_te == c))
+
+
+def test_non_numeric_dict_value_is_refused(split):
+    x_tr, x_dev, x_te, *_ = split
+    dicts = [{"x": x, "tag": np.array(["a"] * len(x))} for x in (x_tr, x_dev, x_te)]
+    with pytest.raises(TypeError, match=r"`train\['tag'\]`.*dtype <U1"):
+        describe_split(*dicts)

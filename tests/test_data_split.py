@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,6 +85,19 @@ def test_deterministic_golden_values():
     assert test.tolist() == [8, 1]
 
 
+def test_deterministic_golden_values_stratified_and_grouped():
+    y = np.array([0] * 4 + [1] * 5 + [2] * 3)
+    indices = TrainDevTestSplit(random_state=0).split(12, stratify=y)
+    assert [i.tolist() for i in indices] == [
+        [3, 2, 0, 5, 4, 7, 10],
+        [1, 11, 6],
+        [9, 8],
+    ]
+    groups = np.repeat(np.arange(6), 2)
+    indices = TrainDevTestSplit(random_state=0).split(12, groups=groups)
+    assert [i.tolist() for i in indices] == [[6, 4, 5, 7, 10, 11], [8, 1, 0, 9], [2, 3]]
+
+
 @pytest.mark.parametrize("stratified", [False, True])
 def test_same_seed_same_split_other_seed_differs(stratified, rng):
     y = rng.integers(0, 5, 500) if stratified else None
@@ -116,6 +131,21 @@ def test_stratified_within_one_example(sizes, n_classes, rng):
         assert np.all(np.abs(got - exact) < 1)
 
 
+def test_stratified_with_examples_left_out(rng):
+    n = 10_007
+    y = rng.integers(0, 6, n)
+    train, dev, test = TrainDevTestSplit(
+        train_size=0.5, dev_size=0.1, test_size=0.1, random_state=0
+    ).split(n, stratify=y)
+    joined = np.concatenate([train, dev, test])
+    assert np.unique(joined).size == joined.size
+    class_counts = np.bincount(y)
+    for idx, size in zip((train, dev, test), (5003, 1001, 1001), strict=True):
+        assert len(idx) == size
+        exact = class_counts * size / n
+        assert np.all(np.abs(np.bincount(y[idx], minlength=6) - exact) < 1)
+
+
 def test_stratified_string_and_one_hot_labels(rng):
     codes = rng.integers(0, 4, 400)
     names = np.array(["cat", "dog", "emu", "fox"])[codes]
@@ -135,9 +165,18 @@ def test_stratify_quantiles_balances_a_continuous_target(rng):
     out = train_dev_test_split(x, y, stratify="quantiles", random_state=0)
     bins = quantile_bins(y, 10)
     assert np.bincount(bins).tolist() == [300] * 10
-    for y_split in out[3:]:
-        split_bins = quantile_bins(np.concatenate([y_split, y]), 10)[: len(y_split)]
-        assert np.ptp(np.bincount(split_bins, minlength=10)) <= 1
+    for y_split, size in zip(out[3:], (1800, 600, 600), strict=True):
+        in_split = np.isin(y, y_split)  # continuous y: values are unique
+        assert in_split.sum() == size
+        # Every decile holds a tenth of the split, within one example.
+        got = np.bincount(bins[in_split], minlength=10)
+        assert np.all(np.abs(got - size / 10) < 1)
+
+
+def test_quantile_bins_are_deciles(rng):
+    y = rng.permutation(1000).astype("float64")
+    np.testing.assert_array_equal(quantile_bins(y, 10), (y // 100).astype(int))
+    assert np.unique(quantile_bins(np.repeat([1.0, 2.0], 50), 10)).size == 2
 
 
 def test_groups_never_share_a_split(rng):
@@ -163,8 +202,13 @@ def test_groups_without_shuffle_cut_in_order():
 
 def test_coarse_groups_warn_with_achieved_fractions():
     groups = np.repeat([0, 1, 2, 3], [70, 10, 10, 10])
-    with pytest.warns(UserWarning, match="groups allow only"):
-        train_dev_test_split(np.arange(100), groups=groups, random_state=0)
+    with pytest.warns(UserWarning, match="groups allow only") as caught:
+        out = train_dev_test_split(np.arange(100), groups=groups, random_state=0)
+    sizes = [len(part) for part in out]
+    assert sorted(sizes) == [10, 20, 70] or sorted(sizes) == [10, 10, 80]
+    message = str(caught[0].message)
+    for split, size in zip(("train", "dev", "test"), sizes, strict=True):
+        assert re.search(rf"{split}\s+\d+\s+{size}\s+{size / 100:g}", message)
 
 
 def test_containers_keep_their_type(rng):
@@ -274,6 +318,13 @@ def test_too_small_class_names_class_and_count():
         ({"stratify": [0] * 19}, ValueError, r"`stratify`.*length 19"),
         ({"stratify": "bins"}, ValueError, r"stratify='bins'"),
         ({"groups": [0, 1] * 10}, ValueError, r"at least 3 distinct groups"),
+        ({"groups": list(range(19))}, ValueError, r"`groups`.*length 19"),
+        (
+            {"stratify": np.array(["a", "b", np.nan, "a"] * 5, dtype=object)},
+            ValueError,
+            r"`stratify`.*NaN at rows \[2, 6, 10, 14, 18\]",
+        ),
+        ({"stratify": "quantiles", "n_bins": 1}, ValueError, r"n_bins=1"),
         ({"random_state": -1}, ValueError, r"random_state=-1"),
         ({"shuffle": "yes"}, TypeError, r"shuffle='yes'"),
     ],
@@ -298,3 +349,8 @@ def test_bad_arguments(kwargs, error, match):
 def test_bad_arrays(arrays, error, match):
     with pytest.raises(error, match=match):
         train_dev_test_split(*arrays)
+
+
+def test_quantiles_need_a_numeric_target():
+    with pytest.raises(ValueError, match=r"`stratify`.*1-D numeric target"):
+        train_dev_test_split(np.arange(20), np.array(["a"] * 20), stratify="quantiles")

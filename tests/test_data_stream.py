@@ -39,6 +39,17 @@ def test_every_element_exactly_once_at_the_hashed_split():
         np.testing.assert_array_equal(_ids(part), np.flatnonzero(expected == split))
 
 
+def test_variable_shape_elements_use_positions_too():
+    n = 400
+    source = tf.data.Dataset.range(n).map(lambda i: tf.range(i % 3))
+    parts = split_dataset(source, dev_size=0.25, test_size=0.25, seed=5)
+    u = hash_uniform_numpy(np.arange(n), 5)
+    expected = np.where(u < 0.25, 2, np.where(u < 0.5, 1, 0))
+    for split, part in enumerate(parts):
+        lengths = [len(e) for e in part.as_numpy_iterator()]
+        np.testing.assert_array_equal(lengths, np.flatnonzero(expected == split) % 3)
+
+
 def test_fractions_within_half_a_point_at_100k():
     n = 100_000
     x = np.arange(n)

@@ -3,7 +3,8 @@
 Each family lives in its own subpackage: `initializers` (named schemes, LSUV),
 `regularizers` (L1/L2 guidance, parameter tying), `diagnostics` (per-layer
 statistics), `optimizers` (gradient clipping), `callbacks`, `data` (train/dev/test
-splits).
+splits), `lab` (the ablation lab of `keras-tricks`); `tuning` (KerasTuner
+search spaces) is imported on its own, as it needs the `tuner` extra.
 """
 
 import os
@@ -31,6 +32,7 @@ from keras_tricks import (  # noqa: E402
     datasets,
     diagnostics,
     initializers,
+    lab,
     optimizers,
     regularizers,
     studies,
@@ -43,6 +45,7 @@ __all__ = [
     "datasets",
     "diagnostics",
     "initializers",
+    "lab",
     "optimizers",
     "regularizers",
     "studies",

@@ -2,7 +2,8 @@
 
 Each family lives in its own subpackage: `initializers` (named schemes, LSUV),
 `regularizers` (L1/L2 guidance, parameter tying), `diagnostics` (per-layer
-statistics), `callbacks`.
+statistics), `layers` (ghost batch norm, BN recalibration, dropout variants),
+`callbacks`.
 """
 
 import os
@@ -29,6 +30,7 @@ from keras_tricks import (  # noqa: E402
     datasets,
     diagnostics,
     initializers,
+    layers,
     regularizers,
     studies,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "datasets",
     "diagnostics",
     "initializers",
+    "layers",
     "regularizers",
     "studies",
 ]

@@ -150,7 +150,8 @@ def run(quick=False):
                 "recalibrate_batch_norm vs one predict pass",
                 result,
                 1.5,
-                note=f"{len(images)} {source} images, 3 BN layers, batch {batch}",
+                note=f"{len(images)} {source} images, batch {batch}, 3 BN layers: "
+                "3 sequential passes, each up to its layer",
             )
         ],
         title="layers: recalibrate_batch_norm",

@@ -75,7 +75,9 @@ def test_save_load_round_trip_after_training(tmp_path, rng):
         np.testing.assert_array_equal(theirs, ours)
 
 
-@pytest.mark.parametrize("name", ["ghost_bn", "classic_dropout", "drop_path"])
+@pytest.mark.parametrize(
+    "name", ["ghost_bn", "classic_dropout", "drop_connect", "drop_path"]
+)
 def test_deterministic_layers_round_trip(name, tmp_path, rng):
     model = keras.Sequential([keras.Input((6,)), FACTORIES[name]()])
     model(rng.normal(size=(16, 6)), training=True)

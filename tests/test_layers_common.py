@@ -90,7 +90,7 @@ def test_jit_compiled_fit(rng):
     x, y = _data(rng, rows=40)  # the last batch (8 rows) is a partial one
     history = model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
-    assert np.all(np.isfinite(model.predict(x, verbose=0)))
+    assert np.all(np.isfinite(model.predict(x, batch_size=len(x), verbose=0)))
 
 
 def test_mirrored_strategy_fit(strategy, rng):

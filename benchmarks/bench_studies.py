@@ -32,8 +32,17 @@ def run(quick=False):
     sections.append(("Initialisation depth study (digits, 20-layer MLP)", study))
     ablation = run_ablation(x, y, depth=8, epochs=epochs, seeds=seeds, dataset=name)
     sections.append((f"Ablation, each trick alone, on {name}", ablation.table))
-    high_lr = run_ablation(x, y, tricks=("clip",), depth=8, epochs=epochs,
-                           seeds=seeds, learning_rate=0.5, dataset=name)
-    sections.append((f"Clipping at a high learning rate (SGD 0.5) on {name}",
-                     high_lr.table))
+    high_lr = run_ablation(
+        x,
+        y,
+        tricks=("clip",),
+        depth=8,
+        epochs=epochs,
+        seeds=seeds,
+        learning_rate=0.5,
+        dataset=name,
+    )
+    sections.append(
+        (f"Clipping at a high learning rate (SGD 0.5) on {name}", high_lr.table)
+    )
     return sections

@@ -2,7 +2,8 @@
 
 Each family lives in its own subpackage: `initializers` (named schemes, LSUV),
 `regularizers` (L1/L2 guidance, parameter tying), `diagnostics` (per-layer
-statistics), `optimizers` (gradient clipping), `callbacks`, `data` (train/dev/test
+statistics), `layers` (ghost batch norm, BN recalibration, dropout variants),
+`optimizers` (gradient clipping), `callbacks`, `data` (train/dev/test
 splits), `lab` (the ablation lab of `keras-tricks`); `tuning` (KerasTuner
 search spaces) is imported on its own, as it needs the `tuner` extra.
 """
@@ -33,6 +34,7 @@ from keras_tricks import (  # noqa: E402
     diagnostics,
     initializers,
     lab,
+    layers,
     optimizers,
     regularizers,
     studies,
@@ -46,6 +48,7 @@ __all__ = [
     "diagnostics",
     "initializers",
     "lab",
+    "layers",
     "optimizers",
     "regularizers",
     "studies",

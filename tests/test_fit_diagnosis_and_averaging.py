@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from keras_tricks.callbacks import FitDiagnosis, WeightAveraging, average_models
 from keras_tricks.callbacks.fit_diagnosis import DiagnosisLabel, diagnose
-from keras_tricks.callbacks.weight_averaging import _cumulative_batch_norm_update
 from tests.helpers import assert_roundtrip
 
 
@@ -190,25 +189,6 @@ def test_swa_recalibrates_batch_norm(as_dataset):
         batch_norm.moving_variance, hidden.var(axis=0), rtol=1e-3, atol=1e-4
     )
     assert batch_norm.momentum == 0.99
-
-
-def test_fallback_recalibration_averages_the_batch_statistics():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(96, 4)).astype("float32") * 3 + 1
-    model = _bn_model()
-    weights = model.get_weights()
-    _cumulative_batch_norm_update(model, x, batch_size=32)
-    hidden = keras.ops.convert_to_numpy(model.layers[0](x)).reshape(3, 32, 3)
-    batch_norm = model.layers[1]
-    np.testing.assert_allclose(
-        batch_norm.moving_mean, hidden.mean(axis=(0, 1)), rtol=1e-5, atol=1e-5
-    )
-    np.testing.assert_allclose(
-        batch_norm.moving_variance, hidden.var(axis=1).mean(axis=0), rtol=1e-5
-    )
-    for before, after in zip(weights, model.get_weights(), strict=True):
-        if before.shape == (4, 3):
-            np.testing.assert_array_equal(before, after)
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,9 @@ def test_save_load_round_trip_after_training(tmp_path, rng):
         np.testing.assert_array_equal(theirs, ours)
 
 
-@pytest.mark.parametrize("name", ["ghost_bn", "classic_dropout", "drop_path"])
+@pytest.mark.parametrize(
+    "name", ["ghost_bn", "classic_dropout", "drop_connect", "drop_path"]
+)
 def test_deterministic_layers_round_trip(name, tmp_path, rng):
     model = keras.Sequential([keras.Input((6,)), FACTORIES[name]()])
     model(rng.normal(size=(16, 6)), training=True)
@@ -88,7 +90,7 @@ def test_jit_compiled_fit(rng):
     x, y = _data(rng, rows=40)  # the last batch (8 rows) is a partial one
     history = model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
-    assert np.all(np.isfinite(model.predict(x, verbose=0)))
+    assert np.all(np.isfinite(model.predict(x, batch_size=len(x), verbose=0)))
 
 
 def test_mirrored_strategy_fit(strategy, rng):

@@ -34,6 +34,19 @@ def _assert_population(model, x, names):
         )
 
 
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, x, size):
+        super().__init__()
+        self.x, self.size = x, size
+
+    @property
+    def num_batches(self):
+        return -(-len(self.x) // self.size)
+
+    def __getitem__(self, index):
+        return self.x[index * self.size : (index + 1) * self.size], None
+
+
 def _images(rng, rows=300):
     return (rng.normal(size=(rows, 6, 6, 2)) * 2 + 1).astype("float32")
 
@@ -45,8 +58,9 @@ def _images(rng, rows=300):
         lambda x: tf.data.Dataset.from_tensor_slices((x, np.zeros(len(x)))).batch(64),
         lambda x: lambda: (x[i : i + 100] for i in range(0, len(x), 100)),
         lambda x: [x[:120], x[120:]],
+        lambda x: _Batches(x, 70),
     ],
-    ids=["array", "dataset", "generator_function", "list"],
+    ids=["array", "dataset", "generator_function", "list", "py_dataset"],
 )
 def test_moving_statistics_equal_numpy_population(make_data, rng):
     model = _conv_model()
@@ -56,6 +70,21 @@ def test_moving_statistics_equal_numpy_population(make_data, rng):
     assert report[0]["samples"] == 300 * 4 * 4
     assert report[1]["samples"] == 300
     _assert_population(model, x, ["bn_conv", "ghost"])
+
+
+def test_streaming_merge_of_uneven_batches_with_a_large_offset(rng):
+    """Chan's merge: batches of 1 to 300 rows, mean 1e3 and std 0.01, where
+    the naive E[x^2] - E[x]^2 in float32 would lose every digit."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()])
+    x = (1e3 + 0.01 * rng.normal(size=(421, 3))).astype("float32")
+    cuts = [0, 1, 8, 308, 321, 421]
+    batches = [x[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    recalibrate_batch_norm(model, batches)
+    layer = model.layers[0]
+    exact = x.astype("float64")
+    # float32 storage: one ulp at 1e3 is 6e-5, i.e. 0.006 std.
+    np.testing.assert_allclose(_np(layer.moving_mean), exact.mean(0), atol=3e-4)
+    np.testing.assert_allclose(_np(layer.moving_variance), exact.var(0), rtol=1e-2)
 
 
 def test_report_measures_the_old_error(rng):

@@ -10,6 +10,7 @@ from keras_tricks._validation import check_choice, check_number
 from keras_tricks.callbacks import _state
 from keras_tricks.callbacks._base import TrainingCallback, final_weights
 from keras_tricks.callbacks.early_stopping import EarlyStopping
+from keras_tricks.layers import recalibrate_batch_norm
 
 MODES = ("swa",)
 
@@ -156,14 +157,9 @@ def _has_batch_norm(model):
 def recalibrate(model, data, batch_size=256):
     """Recomputes the BatchNormalization statistics for the current weights.
 
-    Uses `keras_tricks.layers.recalibrate_batch_norm` (exact population
-    statistics, layer by layer) when the layers subpackage provides it.
-    Otherwise it runs SWA's own procedure (Izmailov et al., `bn_update`):
-    one pass over `data` in training mode with each layer's momentum set to
-    `1 - 1/n` at batch `n`, so the moving statistics become the plain mean
-    of the per-batch statistics (exact for the mean with equal batches; the
-    variance is the mean of within-batch variances). Weights other than the
-    moving statistics are not changed.
+    Runs `keras_tricks.layers.recalibrate_batch_norm`: exact population
+    statistics of each layer's inputs over `data`, layer by layer. Weights
+    other than the moving statistics are not changed.
 
     Args:
         model: the model, with its averaged weights in place.
@@ -171,29 +167,4 @@ def recalibrate(model, data, batch_size=256):
             `tf.data.Dataset` of inputs or of `(x, y)` batches.
         batch_size: rows per batch for an array. Defaults to `256`.
     """
-    try:
-        from keras_tricks.layers import recalibrate_batch_norm
-    except ImportError:
-        recalibrate_batch_norm = _cumulative_batch_norm_update
     recalibrate_batch_norm(model, data, batch_size=batch_size)
-
-
-def _cumulative_batch_norm_update(model, data, batch_size=256):
-    layers = [
-        layer
-        for layer in _layers.walk(model)
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
-    ]
-    momenta = [layer.momentum for layer in layers]
-    if hasattr(data, "shape"):
-        batches = (data[i : i + batch_size] for i in range(0, len(data), batch_size))
-    else:
-        batches = (keras.utils.unpack_x_y_sample_weight(b)[0] for b in data)
-    try:
-        for n, x in enumerate(batches, start=1):
-            for layer in layers:
-                layer.momentum = 1.0 - 1.0 / n
-            model(x, training=True)
-    finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum

@@ -1,4 +1,4 @@
-"""Small experiments that show what a trick does, used by `keras-tricks demo`."""
+"""Small experiments that show what a trick does (`keras-tricks init-study`)."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""Every script in examples/ runs to the end (with training cut to 2 epochs)."""
+"""Every script in examples/ runs to the end (with training cut to 1 epoch)."""
 
 import functools
 import runpy
@@ -14,12 +14,12 @@ ARGUMENTS = {"tune_digits": ["--trials", "2"]}
 
 @pytest.fixture
 def short_fit(monkeypatch):
-    """Caps `Model.fit` at 2 epochs so the smoke run stays fast."""
+    """Cuts `Model.fit` to 1 epoch so the smoke run stays fast."""
     fit = keras.Model.fit
 
     @functools.wraps(fit)
     def capped(self, *args, **kwargs):
-        kwargs["epochs"] = min(kwargs.get("epochs", 1), 2)
+        kwargs["epochs"] = 1
         return fit(self, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", capped)

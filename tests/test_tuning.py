@@ -1,9 +1,11 @@
+import gc
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import keras
@@ -317,3 +319,35 @@ def test_distributed_search_chief_and_two_workers(tmp_path):
     oracle._set_project_dir(str(tmp_path), "search")
     oracle.reload()
     assert sum(t.status == "COMPLETED" for t in oracle.trials.values()) == 4
+
+
+def test_no_model_outlives_its_trial(digits, tmp_path):
+    """Every trick sampled, 2 trials: each trial's model, optimizer and
+    callbacks are garbage once the next trial starts (keras-tuner#395, #873)."""
+    (x, y), (x_dev, y_dev) = digits
+    models = []
+
+    def tracked(hp, tricks):
+        model = build(hp, tricks)
+        models.append(weakref.ref(model))
+        return model
+
+    alive = []
+
+    class Tuner(keras_tuner.RandomSearch):
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in models))
+
+    tuner = Tuner(
+        TricksHyperModel(tracked, fixed={"batch_size": 128}),
+        objective="val_accuracy",
+        max_trials=2,
+        seed=0,
+        directory=tmp_path,
+        project_name="memory",
+    )
+    tuner.search(x[:256], y[:256], validation_data=(x_dev, y_dev), epochs=1, verbose=0)
+    assert len(alive) == 2 and len(models) >= 2
+    assert alive == [0, 0]

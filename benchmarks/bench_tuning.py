@@ -9,7 +9,6 @@ how much of the growth is KerasTuner's and TensorFlow's own.
 """
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -69,7 +68,17 @@ def search(trials, directory, native=False):
         project_name="memory",
     )
     tuner.search(x, y, validation_data=(x_dev, y_dev), epochs=2, verbose=0)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _high_water_mib()
+
+
+def _high_water_mib():
+    """This process's peak RSS (VmHWM; `ru_maxrss` would include the RSS of
+    the process it was forked from)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise OSError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def _peak_mib(trials, native):

@@ -12,6 +12,7 @@ from keras_tricks.lab import (
     run_ablation,
     write_outputs,
 )
+from keras_tricks.lab.ablation import train_variant
 
 SMALL = {"depth": 3, "width": 16, "epochs": 3, "batch_size": 64}
 
@@ -169,3 +170,20 @@ def test_bad_datasets_exit_2(dataset, message, tmp_path, capsys, monkeypatch):
 def test_fashion_mnist_is_read_from_the_debian_package(tmp_path):
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion"):
         load_lab_dataset("fashion-mnist", fashion_mnist_dir=tmp_path)
+
+
+def test_a_diverging_run_is_reported_not_raised(tiny):
+    split = make_split(*tiny)
+    run = train_variant(
+        split,
+        {"init"},
+        depth=3,
+        width=16,
+        epochs=2,
+        batch_size=64,
+        learning_rate=1e4,
+        seed=0,
+    )
+    assert not np.isfinite(run["curves"]["val_loss"]).any()
+    assert run["best_epoch"] == 0
+    assert run["gradients"] == "exploding"

@@ -121,11 +121,19 @@ def train_variant(
         "curves": curves,
         "dev_accuracy": float(dev_accuracy),
         "test_accuracy": float(test_accuracy),
-        "best_epoch": int(np.nanargmin(curves["val_loss"])) + 1,
+        "best_epoch": _best_epoch(curves["val_loss"]),
         "epochs": len(curves["loss"]),
         "seconds": seconds,
         "gradients": _gradient_flag(callbacks[0]),
     }
+
+
+def _best_epoch(val_loss):
+    """1-based epoch of the lowest dev loss; 0 when no epoch had a finite one."""
+    finite = np.isfinite(val_loss)
+    if not finite.any():
+        return 0
+    return int(np.argmin(np.where(finite, val_loss, np.inf))) + 1
 
 
 def make_split(x, y, *, seed=0):

@@ -1,5 +1,7 @@
 """A list of result rows that prints as a table and converts to a dict."""
 
+import csv
+
 
 def _format(value):
     if isinstance(value, float):
@@ -14,7 +16,8 @@ class Report(list):
 
     `print(report)` shows an aligned text table, `report.to_dict()` gives
     `{key: row}` indexed by the first column, and `report.to_records()` a list
-    of plain dicts (ready for `pandas.DataFrame` or `csv.DictWriter`).
+    of plain dicts (ready for `pandas.DataFrame`), `report.to_csv(path)` a CSV
+    file.
 
     Args:
         rows: iterable of dicts; the keys of the first row are the columns.
@@ -38,6 +41,13 @@ class Report(list):
         """Returns `{first-column value: row}` for every row."""
         key = self.columns[0] if self else None
         return {row[key]: dict(row) for row in self}
+
+    def to_csv(self, path):
+        """Writes the rows to a CSV file at `path`, with a header line."""
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(self)
 
     def to_markdown(self):
         """Returns the table in GitHub Markdown."""

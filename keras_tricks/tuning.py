@@ -23,7 +23,6 @@ Default search ranges (`DEFAULT_RANGES`, overridable with `ranges=`):
 | `early_stopping` | `Choice` | patience, gl, pq |
 """
 
-import csv
 import numbers
 
 import keras
@@ -71,11 +70,8 @@ DEFAULT_RANGES = {
 """Search range of each trick: choices, `(min, max)` or `(min, max, step)`."""
 
 _CHOICES = {
-    "init": ("glorot", "he", "lecun", "lsuv"),
-    "norm": ("none", "batch", "ghost"),
-    "clip": ("none", "global_norm_1", "global_norm_10", "adaptive"),
-    "optimizer": ("sgd_momentum", "adam"),
-    "early_stopping": ("patience", "gl", "pq"),
+    trick: DEFAULT_RANGES[trick]
+    for trick in ("init", "norm", "clip", "optimizer", "early_stopping")
 }
 _BOUNDS = {
     "dropout": (0.0, 0.95),
@@ -512,7 +508,4 @@ def trials_table(tuner):
 
 def write_csv(report, path):
     """Writes a `Report` (e.g. from `trials_table`) to a CSV file."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=report.columns)
-        writer.writeheader()
-        writer.writerows(report.to_records())
+    report.to_csv(path)

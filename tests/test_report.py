@@ -1,3 +1,5 @@
+import csv
+
 from keras_tricks.report import Report
 
 
@@ -21,3 +23,11 @@ def test_report_formats_and_converts():
 def test_empty_report():
     assert Report().columns == []
     assert Report().to_dict() == {}
+
+
+def test_to_csv_round_trips_through_the_csv_module(tmp_path):
+    report = Report([{"name": "a", "score": 0.5}, {"name": "b", "score": None}])
+    report.to_csv(tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows == [{"name": "a", "score": "0.5"}, {"name": "b", "score": ""}]

@@ -27,8 +27,9 @@ class WeightAveraging(TrainingCallback):
     When training ends the average replaces the trainable weights. The
     non-trainable ones (BatchNormalization moving statistics) belong to the
     last weights, not to the average; with `recalibrate_data` they are
-    re-estimated for the averaged weights by `recalibrate(model, data)`
-    (see there).
+    re-estimated for the averaged weights by
+    `keras_tricks.layers.recalibrate_batch_norm` (exact population statistics
+    over `data`, layer by layer).
     The optimizer state is left as it is, so a later `fit` continues from
     the averaged weights with the optimizer's moments.
 
@@ -144,7 +145,7 @@ class WeightAveraging(TrainingCallback):
                 stacklevel=3,
             )
             return
-        recalibrate(self.model, self.recalibrate_data)
+        recalibrate_batch_norm(self.model, self.recalibrate_data)
 
 
 def _has_batch_norm(model):
@@ -152,19 +153,3 @@ def _has_batch_norm(model):
         isinstance(layer, keras.layers.BatchNormalization)
         for layer in _layers.walk(model)
     )
-
-
-def recalibrate(model, data, batch_size=256):
-    """Recomputes the BatchNormalization statistics for the current weights.
-
-    Runs `keras_tricks.layers.recalibrate_batch_norm`: exact population
-    statistics of each layer's inputs over `data`, layer by layer. Weights
-    other than the moving statistics are not changed.
-
-    Args:
-        model: the model, with its averaged weights in place.
-        data: an array of inputs (split into batches of `batch_size`) or a
-            `tf.data.Dataset` of inputs or of `(x, y)` batches.
-        batch_size: rows per batch for an array. Defaults to `256`.
-    """
-    recalibrate_batch_norm(model, data, batch_size=batch_size)

@@ -1,7 +1,6 @@
 """Writes an ablation result: learning curves, tables and one HTML report."""
 
 import base64
-import csv
 import html
 import json
 import os
@@ -88,10 +87,7 @@ def write_outputs(result, out_dir):
     scratch = Path(tempfile.mkdtemp(prefix=".ablation-", dir=out_dir.parent))
     try:
         plot_curves(result, scratch / "curves.png")
-        with open(scratch / "results.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=result.table.columns)
-            writer.writeheader()
-            writer.writerows(result.table.to_records())
+        result.table.to_csv(scratch / "results.csv")
         (scratch / "results.md").write_text(
             f"{result.table.title}\n\n{result.table.to_markdown()}\n"
         )

@@ -5,6 +5,7 @@ import contextlib
 import keras
 import numpy as np
 
+from keras_tricks import _keras_compat
 from keras_tricks._validation import invalid
 
 KERNEL_LAYERS = (
@@ -32,20 +33,16 @@ def check_batch(model, x, name="x"):
     arrays = list(x.values()) if isinstance(x, dict) else [x]
     for array in arrays:
         if not hasattr(array, "shape"):
-            raise invalid(name, type(x).__name__, "a NumPy array or tensor", TypeError)
+            raise invalid(name, x, "a NumPy array or tensor", TypeError)
         if len(array.shape) == 0 or array.shape[0] == 0:
-            raise invalid(
-                name,
-                f"array of shape {tuple(array.shape)}",
-                "a non-empty batch (at least one row)",
-            )
+            raise invalid(name, x, "a non-empty batch (at least one row)")
     inputs = getattr(model, "inputs", None) if model.built else None
     if inputs and not isinstance(x, dict) and len(inputs) == 1:
         expected = len(inputs[0].shape)
         if len(x.shape) != expected:
             raise invalid(
                 name,
-                f"array of shape {tuple(x.shape)}",
+                x,
                 f"rank {expected} to match the model input {tuple(inputs[0].shape)}",
             )
 
@@ -80,11 +77,8 @@ def _patched(layer, capture, stop=False, pre_activation=True):
             raise _Stop
         return activation(pre)
 
-    layer.call = call
-    try:
+    with _keras_compat.replaced_call(layer, call):
         yield
-    finally:
-        del layer.call
 
 
 def outputs(model, x, layers, pre_activation=False):

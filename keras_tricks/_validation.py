@@ -1,19 +1,72 @@
 """Argument checks shared by every public component.
 
-Each helper raises with the message format used across the package:
-"Invalid value for argument `x`. Expected <what>. Received: x=<value>".
+Every bad argument is reported by `invalid`, in one format:
+"Invalid value for argument `x`. Expected <what>. Received: x=<value>",
+where <value> is what the user passed (`describe` keeps arrays and tensors
+short: a clipped repr, or the shape and dtype).
 """
 
 import math
 import numbers
+import reprlib
+
+import keras
+import numpy as np
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 80
+_REPR.maxother = 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+
+
+def describe(value):
+    """A short, faithful text for `value` in an error message.
+
+    NumPy arrays print their (clipped) values and dtype, tensors and Keras
+    variables their type, shape and dtype, anything else its `repr` cut to
+    about 80 characters.
+    """
+    if isinstance(value, np.ndarray):
+        with np.printoptions(threshold=8, edgeitems=2, linewidth=10_000):
+            return " ".join(repr(value).split())
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None and dtype is not None and not np.isscalar(value):
+        dims = tuple(None if d is None else int(d) for d in shape)
+        try:
+            dtype = keras.backend.standardize_dtype(dtype)
+        except ValueError:
+            pass
+        return f"<{type(value).__name__} shape={dims} dtype={dtype}>"
+    return _REPR.repr(value)
 
 
 def invalid(name, value, expected, error=ValueError, fix=""):
-    """Builds the package's standard error for a bad argument."""
-    message = (
-        f"Invalid value for argument `{name}`. Expected {expected}. "
-        f"Received: {name}={value!r}"
-    )
+    """Builds the package's standard error for a bad argument.
+
+    Args:
+        name: the argument's name, as the user wrote it.
+        value: the value the user passed (never a description of it).
+        expected: what is allowed, e.g. "a number in (0, 1)".
+        error: the exception class. Defaults to `ValueError`.
+        fix: an optional sentence saying how to fix it.
+    """
+    return invalid_together({name: value}, expected, error, fix)
+
+
+def invalid_together(values, expected, error=ValueError, fix=""):
+    """Like `invalid`, for arguments that are only wrong in combination.
+
+    Args:
+        values: `{name: value}` of the arguments involved, in order.
+        expected: what is allowed of them together.
+        error: the exception class. Defaults to `ValueError`.
+        fix: an optional sentence saying how to fix it.
+    """
+    names = ", ".join(f"`{name}`" for name in values)
+    noun = "argument" if len(values) == 1 else "arguments"
+    received = ", ".join(f"{name}={describe(v)}" for name, v in values.items())
+    message = f"Invalid value for {noun} {names}. Expected {expected}. "
+    message += f"Received: {received}"
     if fix:
         message += f". {fix}"
     return error(message)
@@ -49,3 +102,20 @@ def check_choice(name, value, choices):
         allowed = ", ".join(repr(c) for c in choices)
         raise invalid(name, value, f"one of {allowed}")
     return value
+
+
+def check_bool(name, value):
+    """Checks that `value` is a bool and returns it."""
+    if not isinstance(value, bool):
+        raise invalid(name, value, "a bool", TypeError)
+    return value
+
+
+def check_rank(layer, input_shape, minimum, what="(batch, ..., features)"):
+    """Checks that a layer's input has rank >= `minimum` (in `build`)."""
+    if len(input_shape) < minimum:
+        raise invalid(
+            "inputs",
+            tuple(input_shape),
+            f"rank >= {minimum} {what} for layer '{layer.name}'",
+        )

@@ -1,6 +1,7 @@
 """The `keras-tricks` command: the ablation lab and the initialisation study."""
 
 import argparse
+import os
 import sys
 
 DEMO = {"dataset": "digits", "depth": 8, "epochs": 15, "seeds": 2}
@@ -175,12 +176,38 @@ def build_parser():
     return parser
 
 
+def _quiet_tensorflow():
+    """Loads Keras (and TensorFlow) with the start-up C++ log lines hidden.
+
+    TensorFlow writes them to file descriptor 2 while it loads and initialises
+    its devices, before `TF_CPP_MIN_LOG_LEVEL` applies; standard error is
+    redirected for those two steps only, so later diagnostics still show.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    if keras.backend.backend() == "tensorflow":
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+
+
 def main(argv=None):
     """Entry point of the `keras-tricks` command."""
     args = build_parser().parse_args(argv)
-    import absl.logging
-
-    absl.logging.set_verbosity(absl.logging.ERROR)
+    _quiet_tensorflow()
     return args.run(args)
 
 

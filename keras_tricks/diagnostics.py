@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from keras_tricks import _backend, _layers
+from keras_tricks._validation import invalid
 from keras_tricks.report import Report
 
 SATURATION = 0.99
@@ -68,10 +69,11 @@ def layer_stats(model, x, y=None):
     """
     _layers.check_batch(model, x)
     if y is not None and getattr(model, "optimizer", None) is None:
-        raise ValueError(
-            "Invalid value for argument `y`: gradient norms need a compiled "
-            "model. Call `model.compile(loss=...)` first, or pass y=None. "
-            f"Received: y of shape {np.shape(y)}"
+        raise invalid(
+            "y",
+            y,
+            "None for a model that is not compiled (gradient norms need the loss)",
+            fix="Call `model.compile(loss=...)` first, or pass y=None",
         )
     if not model.built:
         model(x, training=False)

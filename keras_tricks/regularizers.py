@@ -18,6 +18,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_tricks import _keras_compat
 from keras_tricks._validation import check_choice, check_number, invalid
 
 NORMS = ("l2", "l1")
@@ -72,7 +73,7 @@ class TiedRegularizer(keras.regularizers.Regularizer):
         if (reference is None) == (reference_layer is None):
             raise invalid(
                 "reference",
-                reference if reference is not None else None,
+                reference,
                 "exactly one of `reference` (fixed values) and "
                 "`reference_layer` (a live layer)",
             )
@@ -85,7 +86,7 @@ class TiedRegularizer(keras.regularizers.Regularizer):
         if reference is not None:
             reference = np.asarray(reference, dtype="float32")
             if not np.all(np.isfinite(reference)):
-                raise invalid("reference", "array with NaN or Inf", "finite values")
+                raise invalid("reference", reference, "finite values (no NaN or Inf)")
         self.reference = reference
         self.reference_layer = reference_layer
         self.reference_weight = reference_weight
@@ -143,7 +144,7 @@ def _shared_layer_config(layer):
     """
     config = dict(keras.saving.serialize_keras_object(layer))
     config.pop("build_config", None)
-    config["shared_object_id"] = id(layer)
+    config[_keras_compat.SHARED_OBJECT_ID] = id(layer)
     return config
 
 
@@ -196,12 +197,12 @@ def tie_weights(layer_a, layer_b, *, strength, norm="l2", weights=("kernel",)):
         if not layer.built:
             raise invalid(
                 argument,
-                layer.name,
+                layer,
                 "a built layer",
                 fix="Build the model (call it on data) first",
             )
     if layer_a is layer_b:
-        raise invalid("layer_b", layer_b.name, "a layer other than `layer_a`")
+        raise invalid("layer_b", layer_b, "a layer other than `layer_a`")
     ties = []
     for name in weights:
         variables = []

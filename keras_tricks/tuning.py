@@ -421,9 +421,11 @@ class TricksHyperModel(keras_tuner.HyperModel):
         tricks = self.sample(hp)
         model = self.build_fn(hp, tricks)
         if not isinstance(model, keras.Model):
-            raise TypeError(
-                "`build_fn` must return a keras.Model. Received: "
-                f"{type(model).__name__}"
+            raise invalid(
+                "build_fn",
+                self.build_fn,
+                f"a function returning a keras.Model (it returned {model!r})",
+                TypeError,
             )
         config = model.get_compile_config()
         if not config:
@@ -440,10 +442,12 @@ class TricksHyperModel(keras_tuner.HyperModel):
         tricks = set(self.tricks)
         if "batch_size" in tricks:
             if "batch_size" in kwargs:
-                raise ValueError(
-                    "`batch_size` is tuned by TricksHyperModel; pin it with "
-                    "fixed={'batch_size': n} or leave 'batch_size' out of `tricks`."
-                    f" Received: batch_size={kwargs['batch_size']}"
+                raise invalid(
+                    "batch_size",
+                    kwargs["batch_size"],
+                    "None: TricksHyperModel tunes it",
+                    fix="Pin it with fixed={'batch_size': n} or leave "
+                    "'batch_size' out of `tricks`",
                 )
             kwargs["batch_size"] = choose_batch_size(
                 hp, choices=self.ranges["batch_size"]

@@ -1,4 +1,14 @@
-"""Shared test set-up: quiet logs, seeded RNGs, digits data, two CPU replicas."""
+"""Shared test set-up: backend, determinism, seeded RNGs, digits data, replicas.
+
+The suite runs twice in `make test`: every test on the TensorFlow backend,
+then the tests marked `jax` again with `KERAS_BACKEND=jax` (the backend is
+fixed when Keras is imported, so each backend needs its own process). On a
+backend other than TensorFlow the unmarked tests are skipped, not failed.
+
+Determinism: every test starts from `keras.utils.set_random_seed(0)`, and
+TensorFlow runs deterministic kernels (`enable_op_determinism`), so a training
+test gives the same numbers under any thread scheduling.
+"""
 
 import os
 
@@ -7,14 +17,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-# Two logical CPU devices, so that MirroredStrategy runs two replicas. This must
-# happen before TensorFlow initialises its devices, i.e. at collection time.
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
-)
+BACKEND = keras.backend.backend()
+
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+
+    # Two logical CPU devices, so that MirroredStrategy runs two replicas.
+    # This must happen before TensorFlow initialises its devices, i.e. at
+    # collection time.
+    _cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    tf.config.experimental.enable_op_determinism()
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"TensorFlow-only test (backend: {BACKEND})")
+    for item in items:
+        if "jax" not in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
@@ -37,5 +62,7 @@ def rng():
 
 @pytest.fixture(scope="session")
 def strategy():
-    """A MirroredStrategy over the two logical CPU devices."""
+    """A MirroredStrategy over the two logical CPU devices (TensorFlow only)."""
+    if BACKEND != "tensorflow":
+        pytest.skip("MirroredStrategy needs the TensorFlow backend")
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

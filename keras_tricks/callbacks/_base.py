@@ -23,6 +23,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_tricks import _keras_compat
 from keras_tricks.callbacks import _state
 
 
@@ -109,8 +110,9 @@ class MonitorMixin:
             return "min"
         for metric in getattr(self.model, "metrics", []):
             for inner in getattr(metric, "metrics", [metric]):
-                if inner.name == name and hasattr(inner, "_direction"):
-                    return "max" if inner._direction == "up" else "min"
+                direction = _keras_compat.metric_direction(inner)
+                if inner.name == name and direction is not None:
+                    return "max" if direction == "up" else "min"
         if "acc" in name or "auc" in name:
             return "max"
         raise ValueError(
@@ -165,17 +167,10 @@ def final_weights(model):
     """
     weights = [keras.ops.convert_to_numpy(w) for w in model.weights]
     optimizer = innermost_optimizer(getattr(model, "optimizer", None))
-    averages = getattr(optimizer, "_model_variables_moving_average", None)
-    if not getattr(optimizer, "use_ema", False) or not averages:
+    pairs = _keras_compat.moving_average_pairs(optimizer)
+    if not pairs:
         return weights
-    # Keras keeps no public map from a weight to its average; its own
-    # SwapEMAWeights callback pairs these two private lists the same way.
-    ema = {
-        id(variable): average
-        for variable, average in zip(
-            optimizer._trainable_variables, averages, strict=True
-        )
-    }
+    ema = {id(variable): average for variable, average in pairs}
     return [
         keras.ops.convert_to_numpy(ema[id(w)]) if id(w) in ema else value
         for w, value in zip(model.weights, weights, strict=True)

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_tricks import _keras_compat
 from keras_tricks._validation import check_choice, check_number, invalid
 from keras_tricks.callbacks._base import (
     MonitorMixin,
@@ -150,8 +151,7 @@ class ReduceLROnPlateau(MonitorMixin, TrainingCallback):
         super().on_train_begin(logs)
         self._mode = self._resolve_mode()
         optimizer = innermost_optimizer(self.model.optimizer)
-        # Keras exposes the schedule object only as this attribute.
-        learning_rate = getattr(optimizer, "_learning_rate", None)
+        learning_rate = _keras_compat.learning_rate_object(optimizer)
         if isinstance(learning_rate, ScaledSchedule):
             self._schedule = learning_rate
         elif isinstance(learning_rate, Schedule):

@@ -14,9 +14,8 @@ Reference:
 """
 
 import numpy as np
-import scipy.sparse
-from scipy.sparse.csgraph import maximum_flow
 
+from keras_tricks._validation import invalid
 from keras_tricks.data.sizes import SPLITS
 
 # Group splits try this many random group orders and keep the closest sizes.
@@ -61,6 +60,9 @@ def round_table(class_counts, split_counts, rng):
     Entry `(c, s)` is the floor or the ceiling of
     `class_counts[c] * split_counts[s] / n`.
     """
+    import scipy.sparse
+    from scipy.sparse.csgraph import maximum_flow
+
     class_counts = np.asarray(class_counts, dtype="int64")
     split_counts = np.asarray(split_counts, dtype="int64")
     n = int(class_counts.sum())
@@ -119,12 +121,6 @@ def group_assignment(group_codes, group_sizes, counts, rng, shuffle=True):
         `(split id per group, achieved counts)`.
     """
     n_groups = group_sizes.size
-    if n_groups < 3:
-        raise ValueError(
-            f"Invalid value for argument `groups`. Expected at least 3 distinct "
-            f"groups (one per split). Received: groups with {n_groups} distinct "
-            "values"
-        )
     targets = np.cumsum(counts)[:2]
     best = None
     for _ in range(GROUP_ORDERS if shuffle else 1):
@@ -154,16 +150,17 @@ def _nearest_cut(cum, target):
 
 
 def check_class_sizes(
-    classes, counts, needed, fix="Merge rare classes, or do not stratify"
+    labels, classes, counts, needed, fix="Merge rare classes, or do not stratify"
 ):
     """Raises when a class has fewer members than the splits needing it."""
     small = np.flatnonzero(counts < needed)
     if small.size:
         c = small[np.argmin(counts[small])]
         name = classes[c].tolist() if hasattr(classes[c], "tolist") else classes[c]
-        raise ValueError(
-            "Invalid value for argument `stratify`. Expected every class to have "
-            f"at least {needed} members (one per split: "
-            f"{', '.join(SPLITS)}). Received: class {name!r} with "
-            f"{int(counts[c])} member(s). {fix}."
+        raise invalid(
+            "stratify",
+            labels,
+            f"every class to have at least {needed} members (one per split: "
+            f"{', '.join(SPLITS)}); class {name!r} has {int(counts[c])}",
+            fix=fix,
         )

@@ -29,10 +29,9 @@ Reference:
 """
 
 import numpy as np
-import scipy.stats
 
 from keras_tricks._validation import check_number, invalid
-from keras_tricks.data.stream import GOLDEN, MIX1, MIX2
+from keras_tricks.data.hashing import GOLDEN, MIX1, MIX2
 from keras_tricks.report import Report
 
 
@@ -103,10 +102,7 @@ def _columns(x, name):
     x = np.asarray(x)
     if x.ndim == 0 or x.dtype.kind not in "biuf":
         raise invalid(
-            name,
-            f"array of dtype {x.dtype} and shape {x.shape}",
-            "a numeric array, DataFrame or dict of arrays",
-            TypeError,
+            name, x, "a numeric array, DataFrame or dict of arrays", TypeError
         )
     matrix = x.reshape(len(x), -1).astype("float64")
     return [str(i) for i in range(matrix.shape[1])], matrix
@@ -152,17 +148,18 @@ def _labels(labels, splits):
     if not isinstance(labels, list | tuple) or len(labels) != 3:
         raise invalid(
             "labels",
-            type(labels).__name__,
+            labels,
             "(y_train, y_dev, y_test) or a DataFrame column name",
             TypeError,
         )
+    given = labels
     labels = [np.asarray(y) for y in labels]
     for y, s, name in zip(labels, splits, ("train", "dev", "test"), strict=True):
         if len(y) != len(s):
             raise invalid(
                 "labels",
-                f"{len(y)} {name} labels",
-                f"one label per {name} row ({len(s)})",
+                given,
+                f"one label per {name} row ({len(s)} {name} rows, {len(y)} labels)",
             )
     return [y.reshape(len(y), -1).argmax(1) if y.ndim > 1 else y for y in labels]
 
@@ -210,6 +207,8 @@ def describe_split(
     >>> report.leakage.to_dict()["train-dev"]["shared_rows"]
     0
     """
+    import scipy.stats
+
     smd_threshold = check_number("smd_threshold", smd_threshold, low=0)
     ks_alpha = check_number("ks_alpha", ks_alpha, low=0, high=1)
     class_threshold = check_number("class_threshold", class_threshold, low=0, high=1)
@@ -217,12 +216,12 @@ def describe_split(
     names = ("train", "dev", "test")
     for split, name in zip(splits, names, strict=True):
         if not isinstance(split, dict) and len(split) == 0:
-            raise invalid(name, "an empty split", "at least one row")
+            raise invalid(name, split, "at least one row")
     tables = [_columns(s, n) for s, n in zip(splits, names, strict=True)]
     columns = tables[0][0]
-    for (other, _), name in zip(tables[1:], names[1:], strict=True):
+    for (other, _), split, name in zip(tables[1:], splits[1:], names[1:], strict=True):
         if other != columns:
-            raise invalid(name, f"columns {other}", f"the train columns {columns}")
+            raise invalid(name, split, f"the train columns {columns} (it has {other})")
     chosen = _select(columns, features, labels)
     warnings = []
     n = sum(len(m) for _, m in tables)

@@ -21,9 +21,7 @@ def num_rows(array, name):
         }
         if len(set(lengths.values())) > 1:
             raise invalid(
-                name,
-                f"dict with lengths {lengths}",
-                "dict values with the same number of rows",
+                name, array, f"dict values with the same number of rows ({lengths})"
             )
         return next(iter(lengths.values()))
     if hasattr(array, "iloc"):
@@ -36,7 +34,7 @@ def num_rows(array, name):
         return len(array)
     raise invalid(
         name,
-        type(array).__name__,
+        array,
         "a NumPy array, list, tuple, pandas DataFrame/Series or dict of those",
         TypeError,
     )
@@ -67,8 +65,8 @@ def as_labels(values, name):
         where = np.flatnonzero(np.isnan(values.reshape(len(values), -1)).any(1))
         raise invalid(
             name,
-            f"array with NaN at rows {where[:5].tolist()}",
-            "labels without NaN",
+            values,
+            f"labels without NaN (NaN at rows {where[:5].tolist()})",
             fix="Drop or impute those rows first",
         )
     if values.dtype == object:
@@ -76,8 +74,8 @@ def as_labels(values, name):
         if bad:
             raise invalid(
                 name,
-                f"array with NaN at rows {bad[:5]}",
-                "labels without NaN",
+                values,
+                f"labels without NaN (NaN at rows {bad[:5]})",
                 fix="Drop or impute those rows first",
             )
     return values

@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from keras_tricks._validation import invalid
+from keras_tricks._validation import invalid, invalid_together
 
 SPLITS = ("train", "dev", "test")
 
@@ -110,19 +110,10 @@ def resolve_sizes(n, train_size=None, dev_size=None, test_size=None):
     }
     total = sum(v for v in given.values() if v is not None)
     if total > n * (1 + 1e-12):
-        sizes = {
-            k: v
-            for k, v in (
-                ("train_size", train_size),
-                ("dev_size", dev_size),
-                ("test_size", test_size),
-            )
-            if v is not None
-        }
-        raise ValueError(
-            "Invalid value for arguments `train_size`, `dev_size`, `test_size`. "
-            f"Expected sizes adding up to at most 1 (or n_samples={n}). "
-            f"Received: {', '.join(f'{k}={v!r}' for k, v in sizes.items())}"
+        sizes = {"train_size": train_size, "dev_size": dev_size, "test_size": test_size}
+        raise invalid_together(
+            {k: v for k, v in sizes.items() if v is not None},
+            f"sizes adding up to at most 1 (or n_samples={n})",
         )
     train, dev, test = given["train_size"], given["dev_size"], given["test_size"]
     if train is None:

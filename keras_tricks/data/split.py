@@ -37,10 +37,9 @@ def quantile_bins(y, n_bins=10):
     y = as_labels(y, "y")
     if y.ndim != 1 or y.dtype.kind not in "iuf":
         raise invalid(
-            "stratify",
-            "quantiles",
-            "a 1-D numeric target as the last array for stratify='quantiles'",
-            fix=f"The last array has dtype {y.dtype} and shape {y.shape}",
+            "y",
+            y,
+            "a 1-D numeric target (the last array, for stratify='quantiles')",
         )
     edges = np.unique(np.quantile(y, np.linspace(0, 1, n_bins + 1)[1:-1]))
     return np.searchsorted(edges, y, side="right").astype(np.uint16)
@@ -132,7 +131,7 @@ class TrainDevTestSplit:
         if stratify is not None and groups is not None:
             raise invalid(
                 "groups",
-                "an array",
+                groups,
                 "None when `stratify` is given",
                 fix="Stratified group splitting is not implemented; use "
                 "sklearn.model_selection.StratifiedGroupKFold, or split by groups",
@@ -140,7 +139,7 @@ class TrainDevTestSplit:
         if stratify is not None and not self.shuffle:
             raise invalid(
                 "stratify",
-                "an array",
+                stratify,
                 "None when shuffle=False",
                 fix="Stratifying needs shuffling; pass shuffle=True",
             )
@@ -178,13 +177,9 @@ class TrainDevTestSplit:
     @staticmethod
     def _stratified(n, counts, labels, rng):
         if len(labels) != n:
-            raise invalid(
-                "stratify",
-                f"array of length {len(labels)}",
-                f"one label per example ({n})",
-            )
+            raise invalid("stratify", labels, f"one label per example ({n})")
         codes, classes, class_counts = allocate.class_codes(labels)
-        allocate.check_class_sizes(classes, class_counts, 3)
+        allocate.check_class_sizes(labels, classes, class_counts, 3)
         split_counts = np.append(counts, n - counts.sum())
         table = allocate.round_table(class_counts, split_counts, rng)
         assignment, order = allocate.stratified_assignment(codes, table, rng)
@@ -193,11 +188,7 @@ class TrainDevTestSplit:
 
     def _grouped(self, n, counts, groups, rng):
         if len(groups) != n:
-            raise invalid(
-                "groups",
-                f"array of length {len(groups)}",
-                f"one group id per example ({n})",
-            )
+            raise invalid("groups", groups, f"one group id per example ({n})")
         if self.shuffle:
             codes, _, sizes = allocate.class_codes(groups)
         else:
@@ -207,6 +198,12 @@ class TrainDevTestSplit:
             rank = np.empty_like(first)
             rank[np.argsort(first)] = np.arange(first.size)
             codes, sizes = rank[codes.reshape(-1)], sizes[np.argsort(first)]
+        if sizes.size < 3:
+            raise invalid(
+                "groups",
+                groups,
+                f"at least 3 distinct groups, one per split (it has {sizes.size})",
+            )
         assignment, achieved = allocate.group_assignment(
             codes, sizes, counts, rng, self.shuffle
         )
@@ -276,19 +273,14 @@ def train_dev_test_split(
     (80, 10, 10, 5)
     """
     if not arrays:
-        raise ValueError(
-            "Invalid value for argument `arrays`. Expected at least one array "
-            "to split. Received: arrays=()"
-        )
+        raise invalid("arrays", arrays, "at least one array to split")
     lengths = [num_rows(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
     if len(set(lengths)) > 1:
         raise invalid(
-            "arrays",
-            f"arrays with lengths {lengths}",
-            "arrays with the same number of rows",
+            "arrays", arrays, f"arrays with the same number of rows ({lengths})"
         )
     if lengths[0] == 0:
-        raise invalid("arrays", "arrays with 0 rows", "at least one row each")
+        raise invalid("arrays", arrays, "at least one row each")
     if isinstance(stratify, str):
         if stratify != "quantiles":
             raise invalid("stratify", stratify, "labels, 'quantiles' or None")

@@ -18,28 +18,22 @@ points for p = 1% at n = 100,000).
 Reference:
     Steele, Lea & Flood, "Fast Splittable Pseudorandom Number Generators",
     OOPSLA 2014 (SplitMix64).
+
+This is a TensorFlow-specific component: it streams `tf.data` pipelines, on
+any Keras backend, with TensorFlow installed.
 """
 
-import numpy as np
-import tensorflow as tf
+from keras_tricks._validation import check_number, invalid, invalid_together
+from keras_tricks.data.hashing import GOLDEN, MASK64, MIX1, MIX2, splitmix64
 
-from keras_tricks._validation import check_number, invalid
-
-GOLDEN = 0x9E3779B97F4A7C15
-MIX1 = 0xBF58476D1CE4E5B9
-MIX2 = 0x94D049BB133111EB
-MASK64 = (1 << 64) - 1
 # Elements hashed per vectorised step.
 HASH_BATCH = 1024
 
 
-def splitmix64(z):
-    """SplitMix64's finaliser on a `tf.uint64` tensor (or a Python int)."""
-    if isinstance(z, int):
-        z &= MASK64
-        z = ((z ^ (z >> 30)) * MIX1) & MASK64
-        z = ((z ^ (z >> 27)) * MIX2) & MASK64
-        return z ^ (z >> 31)
+def _splitmix64_tensor(z):
+    """SplitMix64's finaliser on a `tf.uint64` tensor."""
+    import tensorflow as tf
+
     rshift = tf.bitwise.right_shift
     z = tf.bitwise.bitwise_xor(z, rshift(z, tf.constant(30, tf.uint64)))
     z = z * tf.constant(MIX1, tf.uint64)
@@ -50,34 +44,26 @@ def splitmix64(z):
 
 def hash_uniform(keys, seed=0):
     """Maps integer or string keys to uniform floats in [0, 1) (float64)."""
+    import tensorflow as tf
+
     keys = tf.convert_to_tensor(keys)
     if keys.dtype == tf.string:
         keys = tf.strings.to_hash_bucket_fast(keys, 2**63 - 1)
     elif not keys.dtype.is_integer:
         raise invalid(
             "key",
-            f"a function returning {keys.dtype.name}",
-            "a function returning an integer or string tensor",
+            keys,
+            "a function returning an integer or string tensor (shown: what it "
+            "returned)",
             TypeError,
         )
     keys = tf.bitwise.bitwise_and(  # two's complement bits as uint64
         tf.cast(tf.cast(keys, tf.int64), tf.uint64), tf.constant(MASK64, tf.uint64)
     )
     state = tf.constant(splitmix64(seed), tf.uint64)
-    h = splitmix64(keys * tf.constant(GOLDEN, tf.uint64) + state)
+    h = _splitmix64_tensor(keys * tf.constant(GOLDEN, tf.uint64) + state)
     top = tf.bitwise.right_shift(h, tf.constant(11, tf.uint64))
     return tf.cast(top, tf.float64) * (2.0**-53)
-
-
-def hash_uniform_numpy(keys, seed=0):
-    """NumPy twin of `hash_uniform` for integer keys (an independent check)."""
-    z = np.asarray(keys).astype(np.int64).view(np.uint64)
-    with np.errstate(over="ignore"):
-        z = z * np.uint64(GOLDEN) + np.uint64(splitmix64(seed))
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
@@ -116,8 +102,10 @@ def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
     >>> sum(1 for _ in dev) + sum(1 for _ in test) + sum(1 for _ in train)
     1000
     """
+    import tensorflow as tf
+
     if not isinstance(dataset, tf.data.Dataset):
-        raise invalid("dataset", type(dataset).__name__, "a tf.data.Dataset", TypeError)
+        raise invalid("dataset", dataset, "a tf.data.Dataset", TypeError)
     dev_size = check_number(
         "dev_size", dev_size, low=0, high=1, low_open=True, high_open=True
     )
@@ -125,10 +113,9 @@ def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
         "test_size", test_size, low=0, high=1, low_open=True, high_open=True
     )
     if dev_size + test_size >= 1:
-        raise ValueError(
-            "Invalid value for arguments `dev_size`, `test_size`. Expected "
-            "fractions adding up to less than 1 (train needs the rest). "
-            f"Received: dev_size={dev_size}, test_size={test_size}"
+        raise invalid_together(
+            {"dev_size": dev_size, "test_size": test_size},
+            "fractions adding up to less than 1 (train needs the rest)",
         )
     if key is not None and not callable(key):
         raise invalid("key", key, "a function of an element, or None", TypeError)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_tricks._validation import invalid
 from keras_tricks.datasets import FASHION_MNIST_DIR, load_fashion_mnist
 
 BUILTIN = ("digits", "fashion-mnist")
@@ -41,9 +42,8 @@ def load_lab_dataset(name, *, fashion_mnist_dir=FASHION_MNIST_DIR):
         return x.astype("float32") / 255.0, y.astype("int32")
     path = Path(name)
     if path.suffix != ".npz":
-        raise ValueError(
-            "Invalid value for argument `dataset`. Expected 'digits', "
-            f"'fashion-mnist' or a path ending in .npz. Received: dataset={name!r}"
+        raise invalid(
+            "dataset", name, "'digits', 'fashion-mnist' or a path ending in .npz"
         )
     if not path.exists():
         raise FileNotFoundError(f"No such .npz file: {path}")
@@ -55,9 +55,11 @@ def load_lab_dataset(name, *, fashion_mnist_dir=FASHION_MNIST_DIR):
             )
         x, y = data["x"], data["y"]
     if len(x) != len(y) or len(x) == 0:
-        raise ValueError(
-            f"Invalid .npz file {path}: `x` and `y` must have the same, non-zero "
-            f"number of rows. Received: {len(x)} and {len(y)}"
+        raise invalid(
+            "dataset",
+            name,
+            f"an .npz file whose `x` and `y` have the same, non-zero number of "
+            f"rows ({path} has {len(x)} and {len(y)})",
         )
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
         raise ValueError(

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_tricks._validation import check_number, invalid
+from keras_tricks._validation import check_number, check_rank
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
@@ -50,12 +50,7 @@ class DropConnectDense(keras.layers.Dense):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
-        if len(input_shape) < 2:
-            raise invalid(
-                "inputs",
-                f"tensor of shape {tuple(input_shape)} for layer '{self.name}'",
-                "rank >= 2 (batch, ..., features)",
-            )
+        check_rank(self, input_shape, 2)
         super().build(input_shape)
 
     def call(self, inputs, training=None):

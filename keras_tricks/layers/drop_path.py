@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_tricks._validation import check_number, invalid
+from keras_tricks._validation import check_number, check_rank
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
@@ -47,12 +47,7 @@ class DropPath(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        if len(input_shape) < 2:
-            raise invalid(
-                "inputs",
-                f"tensor of shape {tuple(input_shape)} for layer '{self.name}'",
-                "rank >= 2 (batch, ...): the drop is per sample",
-            )
+        check_rank(self, input_shape, 2, "(batch, ...): the drop is per sample")
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:

@@ -12,20 +12,11 @@ import numpy as np
 from keras import ops
 
 from keras_tricks import _layers
-from keras_tricks._validation import check_number, invalid
+from keras_tricks._validation import check_number, check_rank, invalid
 
 
 def _check_rate(rate):
     return check_number("rate", rate, low=0, high=1, high_open=True)
-
-
-def _check_rank(layer, input_shape, minimum=1):
-    if len(input_shape) < minimum:
-        raise invalid(
-            "inputs",
-            f"tensor of shape {tuple(input_shape)} for layer '{layer.name}'",
-            f"rank >= {minimum} (a batch axis first)",
-        )
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
@@ -71,7 +62,7 @@ class ClassicDropout(keras.layers.Dropout):
         )
 
     def build(self, input_shape):
-        _check_rank(self, input_shape)
+        check_rank(self, input_shape, 1, "(a batch axis first)")
         super().build(input_shape)
 
     def call(self, inputs, training=False):
@@ -125,7 +116,7 @@ class MCDropout(keras.layers.Dropout):
         )
 
     def build(self, input_shape):
-        _check_rank(self, input_shape)
+        check_rank(self, input_shape, 1, "(a batch axis first)")
         super().build(input_shape)
 
     def call(self, inputs, training=None):
@@ -187,7 +178,7 @@ def mc_predict(model, x, *, samples=30, seed=None, batch_size=None):
     if not layers:
         raise invalid(
             "model",
-            getattr(model, "name", model),
+            model,
             "a model with at least one MCDropout layer of rate > 0",
             fix="Without stochastic layers every pass gives the same prediction "
             "and the std would be zero; replace keras.layers.Dropout with "

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_tricks._validation import check_number, invalid
+from keras_tricks._validation import check_number, check_rank, invalid
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
@@ -75,12 +75,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         super().__init__(**batch_norm_args)
 
     def build(self, input_shape):
-        if len(input_shape) < 2:
-            raise invalid(
-                "inputs",
-                f"tensor of shape {tuple(input_shape)}",
-                "rank >= 2 (batch, ..., features)",
-            )
+        check_rank(self, input_shape, 2)
         if self.axis % len(input_shape) == 0:
             raise invalid("axis", self.axis, "a feature axis, not the batch axis 0")
         super().build(input_shape)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_tricks import _layers
+from keras_tricks import _keras_compat, _layers
 from keras_tricks._validation import check_number, invalid
 from keras_tricks.report import Report
 
@@ -86,20 +86,20 @@ def recalibrate_batch_norm(model, data, *, steps=None, batch_size=256):
     if not layers:
         raise invalid(
             "model",
-            getattr(model, "name", model),
+            model,
             "a model with at least one BatchNormalization layer",
         )
     passes = _passes(data, batch_size, steps, one_pass_only=len(layers) == 1)
     if len(layers) > 1:
         first = next(iter(passes()), None)
         if first is None:
-            raise invalid("data", "no batches", "at least one batch")
+            raise invalid("data", data, "at least one batch")
         if not model.built:
             model(first, training=False)
         layers = [layer for layer, _ in _layers.outputs(model, first, layers)]
     rows = []
     for layer in layers:
-        count, mean, variance = _population(model, layer, passes())
+        count, mean, variance = _population(model, layer, passes, data)
         rows.append(_row(layer, count, mean, variance))
         _assign(layer, mean, variance)
     return Report(rows, title="recalibrate_batch_norm")
@@ -129,9 +129,7 @@ def _source(data, batch_size, one_pass_only):
         return data.__iter__  # tf.data.Dataset or list of batches
     if hasattr(data, "shape"):
         if len(data.shape) == 0 or data.shape[0] == 0:
-            raise invalid(
-                "data", f"array of shape {tuple(data.shape)}", "a non-empty batch"
-            )
+            raise invalid("data", data, "a non-empty batch")
         starts = range(0, data.shape[0], batch_size)
         return lambda: (data[s : s + batch_size] for s in starts)
     if isinstance(data, keras.utils.PyDataset):
@@ -142,7 +140,7 @@ def _source(data, batch_size, one_pass_only):
         if not one_pass_only:
             raise invalid(
                 "data",
-                type(data).__name__,
+                data,
                 "data that can be read several times (one pass per "
                 "BatchNormalization layer)",
                 fix="Pass the generator function itself (e.g. `make_batches` "
@@ -151,7 +149,7 @@ def _source(data, batch_size, one_pass_only):
         return lambda: data
     raise invalid(
         "data",
-        type(data).__name__,
+        data,
         "a tf.data.Dataset, an array, a PyDataset, a list of batches or "
         "a generator function",
         TypeError,
@@ -170,11 +168,8 @@ def _inputs_of(layer, capture):
         capture.append(inputs)
         raise _Stop
 
-    layer.call = call
-    try:
+    with _keras_compat.replaced_call(layer, call):
         yield
-    finally:
-        del layer.call
 
 
 def _batch_moments_fn(model, layer, example):
@@ -207,11 +202,11 @@ def _batch_moments_fn(model, layer, example):
     return moments
 
 
-def _population(model, layer, batches):
+def _population(model, layer, batches, data):
     """Streams `batches` through `model`; merges per-batch moments (Chan)."""
     moments = None
     count, mean, m2 = 0.0, 0.0, 0.0
-    for x in batches:
+    for x in batches():
         moments = moments or _batch_moments_fn(model, layer, x)
         n_b, mean_b, m2_b = (
             np.asarray(ops.convert_to_numpy(v), "float64") for v in moments(x)
@@ -223,7 +218,7 @@ def _population(model, layer, batches):
         m2 = m2 + m2_b + delta**2 * count * n_b / total
         count = total
     if count == 0:
-        raise invalid("data", "no batches", "at least one batch")
+        raise invalid("data", data, "at least one batch")
     return count, mean, m2 / count
 
 

@@ -14,7 +14,7 @@ References:
 
 from keras import ops
 
-from keras_tricks._validation import check_number
+from keras_tricks._validation import check_number, invalid_together
 
 
 def tensor_norms(grads):
@@ -122,9 +122,9 @@ def adaptive_clip(grads, params, clipping=0.01, eps=1e-3):
     clipping = check_number("clipping", clipping, low=0, low_open=True)
     eps = check_number("eps", eps, low=0)
     if len(grads) != len(params):
-        raise ValueError(
-            "`grads` and `params` must have the same length. Received: "
-            f"len(grads)={len(grads)}, len(params)={len(params)}"
+        raise invalid_together(
+            {"grads": grads, "params": params},
+            f"lists of the same length ({len(grads)} gradients, {len(params)} weights)",
         )
     return [
         None if g is None else adaptive_unit(g, p, clipping, eps)[0]

@@ -121,7 +121,7 @@ class GradientClipping(keras.optimizers.Optimizer):
             raise invalid("skip_nonfinite", skip_nonfinite, "a bool", TypeError)
         if exclude is not None:
             if mode != "adaptive":
-                raise invalid("exclude", exclude, "None unless mode='adaptive'", fix="")
+                raise invalid("exclude", exclude, "None unless mode='adaptive'")
             if isinstance(exclude, str) or not all(isinstance(p, str) for p in exclude):
                 raise invalid("exclude", exclude, "a list of strings", TypeError)
             exclude = list(exclude)
@@ -353,7 +353,7 @@ def _check_inner(optimizer):
         if isinstance(member, GradientClipping):
             raise invalid(
                 "inner_optimizer",
-                member.name,
+                optimizer,
                 "an optimizer that is not already a GradientClipping",
             )
         for argument in KERAS_CLIP_ARGUMENTS:
@@ -361,8 +361,9 @@ def _check_inner(optimizer):
             if value is not None:
                 raise invalid(
                     "inner_optimizer",
-                    f"{type(member).__name__}({argument}={value})",
-                    "an optimizer without clipnorm, clipvalue or global_clipnorm",
+                    optimizer,
+                    "an optimizer without clipnorm, clipvalue or global_clipnorm "
+                    f"({type(member).__name__} has {argument}={value})",
                     fix="It would clip twice, and per replica under "
                     "tf.distribute; remove it and set `mode`/`threshold`",
                 )

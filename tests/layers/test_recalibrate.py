@@ -182,7 +182,7 @@ def test_errors(rng):
         recalibrate_batch_norm(model, x, batch_size=0)
     with pytest.raises(ValueError, match="`data`.*read several times"):
         recalibrate_batch_norm(model, iter([x]))
-    with pytest.raises(TypeError, match="`data`.*Received: data='int'"):
+    with pytest.raises(TypeError, match="`data`.*Received: data=3"):
         recalibrate_batch_norm(model, 3)
     with pytest.raises(ValueError, match="`data`.*non-empty"):
         recalibrate_batch_norm(model, x[:0])

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 from keras_tricks.data import split_dataset
-from keras_tricks.data.stream import hash_uniform, hash_uniform_numpy, splitmix64
+from keras_tricks.data.hashing import hash_uniform_numpy, splitmix64
+from keras_tricks.data.stream import hash_uniform
 
 
 def _ids(dataset, pick=lambda e: e):
@@ -113,7 +114,7 @@ def test_seed_changes_the_split():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"dataset": [1, 2]}, TypeError, r"`dataset`.*Received: dataset='list'"),
+        ({"dataset": [1, 2]}, TypeError, r"`dataset`.*Received: dataset=\[1, 2\]"),
         ({"dev_size": 0.0}, ValueError, r"`dev_size`.*dev_size=0.0"),
         ({"test_size": 1.5}, ValueError, r"`test_size`.*test_size=1.5"),
         ({"dev_size": -0.1}, ValueError, r"dev_size=-0.1"),

@@ -14,6 +14,9 @@ raises.
 """
 
 import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import keras
 
@@ -33,6 +36,10 @@ PRIVATE_ATTRIBUTES = {
     ),
     (keras.metrics.Metric, "_direction"): (
         "mode='auto' of the monitoring callbacks (a metric's direction)"
+    ),
+    (keras.optimizers.Optimizer, "_clip_gradients"): (
+        "GradientClipping (clips where Keras clips: after loss-scale unscaling "
+        "and gradient accumulation, before weight decay)"
     ),
 }
 """Private attributes read by keras_tricks, with the feature that needs them.
@@ -88,3 +95,75 @@ def replaced_call(layer, call):
         yield
     finally:
         del layer.call
+
+
+_PATCHES_LOCK = threading.Lock()
+_PATCHES: dict[tuple[int, str], tuple[int, Any]] = {}
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def patched(obj: Any, name: str, value: Any) -> Iterator[None]:
+    """Sets the instance attribute `obj.<name> = value` for the block.
+
+    Whatever `obj` had as its own attribute before (usually nothing: the
+    class's method shows through) is back when the block ends or raises.
+    Blocks on the same attribute may nest or run at once in several threads
+    (`tf.distribute.MirroredStrategy` traces each replica in its own thread):
+    they are reference counted, the first block's value serves them all and
+    the attribute is restored when the last one ends.
+    """
+    key = (id(obj), name)
+    with _PATCHES_LOCK:
+        depth, previous = _PATCHES.get(key, (0, _MISSING))
+        if depth == 0:
+            previous = vars(obj).get(name, _MISSING)
+            setattr(obj, name, value)
+        _PATCHES[key] = (depth + 1, previous)
+    try:
+        yield
+    finally:
+        with _PATCHES_LOCK:
+            depth, previous = _PATCHES.pop(key)
+            if depth > 1:
+                _PATCHES[key] = (depth - 1, previous)
+            elif previous is _MISSING:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, previous)
+
+
+def clipping_replaced(
+    optimizer: keras.optimizers.Optimizer, clip: Callable[[list], list]
+) -> contextlib.AbstractContextManager[None]:
+    """Makes `optimizer` clip its gradients with `clip(grads)` in the block.
+
+    Keras 3.15.1 (`BaseOptimizer._backend_apply_gradients`, and the JAX
+    backend's override) calls `self._clip_gradients(grads)` on the gradients
+    left after dropping `None` entries and `overwrite_with_gradient`
+    variables, after loss-scale unscaling and on the accumulated gradient,
+    just before weight decay and the update; Keras has no public hook there.
+    """
+    return patched(optimizer, "_clip_gradients", clip)
+
+
+TENSORFLOW_INTERNALS = {
+    "tf.__internal__.distribute.strategy_supports_no_merge_call": (
+        "GradientClipping(skip_nonfinite=True) under tf.distribute (whether a "
+        "skipped step may run under a cond in the replica context)"
+    ),
+}
+"""TensorFlow internals read by keras_tricks, with the feature that needs them
+(TensorFlow 2.21; checked by `tests/test_keras_compat.py` on TensorFlow)."""
+
+
+def strategy_supports_no_merge_call() -> bool:
+    """Whether the current `tf.distribute` strategy runs without `merge_call`.
+
+    Keras's own `LossScaleOptimizer` asks the same question before it puts
+    the inner optimizer's update under a `cond` (TensorFlow has no public
+    equivalent).
+    """
+    import tensorflow as tf
+
+    return bool(tf.__internal__.distribute.strategy_supports_no_merge_call())

@@ -55,3 +55,43 @@ def test_replaced_call_is_undone_when_the_block_raises():
         raise RuntimeError
     assert "call" not in vars(layer)
     assert layer(np.ones((1, 3), "float32")).shape == (1, 2)
+
+
+def test_patched_restores_whatever_was_there():
+    optimizer = keras.optimizers.SGD(0.1)
+    with _keras_compat.patched(optimizer, "apply", "outer"):
+        with _keras_compat.patched(optimizer, "apply", "inner"):
+            assert optimizer.apply == "outer"  # reference counted: first wins
+        assert optimizer.apply == "outer"
+    assert "apply" not in vars(optimizer)
+    optimizer.marker = "mine"
+    with pytest.raises(RuntimeError), _keras_compat.patched(optimizer, "marker", 1):
+        raise RuntimeError
+    assert optimizer.marker == "mine"
+
+
+def test_clipping_replaced_is_the_step_keras_clips_in():
+    optimizer = keras.optimizers.SGD(1.0)
+    variable = keras.Variable(np.zeros(2, "float32"))
+    with _keras_compat.clipping_replaced(
+        optimizer, lambda grads: [g * 0 for g in grads]
+    ):
+        optimizer.apply([np.ones(2, "float32")], [variable])
+    np.testing.assert_array_equal(variable.numpy(), 0.0)
+    assert "_clip_gradients" not in vars(optimizer)
+
+
+def test_tensorflow_internals_exist():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow internals")
+    import tensorflow as tf
+
+    for name, feature in _keras_compat.TENSORFLOW_INTERNALS.items():
+        owner = tf
+        for part in name.split(".")[1:]:
+            assert hasattr(owner, part), (
+                f"TensorFlow {tf.__version__} has no `{name}`; this breaks: "
+                f"{feature}. Update keras_tricks/_keras_compat.py."
+            )
+            owner = getattr(owner, part)
+    assert isinstance(_keras_compat.strategy_supports_no_merge_call(), bool)

@@ -152,6 +152,10 @@ TENSORFLOW_INTERNALS = {
         "GradientClipping(skip_nonfinite=True) under tf.distribute (whether a "
         "skipped step may run under a cond in the replica context)"
     ),
+    "tensorflow.python.framework.ops._gradient_registry": (
+        "GradientClipping / GradientMonitor free the traced graphs of a model "
+        "that is gone (the custom-gradient registry holds them forever)"
+    ),
 }
 """TensorFlow internals read by keras_tricks, with the feature that needs them
 (TensorFlow 2.21; checked by `tests/test_keras_compat.py` on TensorFlow)."""
@@ -167,3 +171,47 @@ def strategy_supports_no_merge_call() -> bool:
     import tensorflow as tf
 
     return bool(tf.__internal__.distribute.strategy_supports_no_merge_call())
+
+
+@contextlib.contextmanager
+def recording_custom_gradients(names: list[str]) -> Iterator[None]:
+    """Appends to `names` the TensorFlow custom gradients registered in the block.
+
+    In a traced function, every `tf.custom_gradient` op (tf.distribute's
+    all-reduce in Keras's optimizer update is one) registers its gradient
+    function in TensorFlow's global gradient registry under a new
+    `CustomGradient-<n>` name, and nothing ever removes it; the function's
+    closure holds the whole traced graph, so each model built, fitted and
+    dropped leaves its train graph in memory (tensorflow/tensorflow#97697,
+    #27492). The names let `forget_custom_gradients` release them once the
+    graph is no longer used. A no-op on other backends.
+    """
+    if keras.backend.backend() != "tensorflow":
+        yield
+        return
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    before = set(registry)  # one C-level copy: safe beside tracing threads
+    try:
+        yield
+    finally:
+        added = set(registry) - before
+        names.extend(sorted(n for n in added if n.startswith("CustomGradient-")))
+
+
+def forget_custom_gradients(names: list[str]) -> None:
+    """Removes the registry entries `recording_custom_gradients` collected.
+
+    Call it only when no graph that was being built in the recorded blocks
+    will be differentiated again (its owner was garbage collected, or the
+    traced functions were dropped).
+    """
+    if not names:
+        return
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    for name in names:
+        registry.pop(name, None)
+    names.clear()

@@ -81,17 +81,53 @@ def test_clipping_replaced_is_the_step_keras_clips_in():
     assert "_clip_gradients" not in vars(optimizer)
 
 
+def _resolve(name):
+    import importlib
+
+    parts = name.split(".")
+    parts[0] = "tensorflow" if parts[0] == "tf" else parts[0]
+    for cut in range(len(parts), 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for part in parts[cut:]:
+            owner = getattr(owner, part)
+        return owner
+    raise ImportError(name)
+
+
 def test_tensorflow_internals_exist():
     if keras.backend.backend() != "tensorflow":
         pytest.skip("TensorFlow internals")
     import tensorflow as tf
 
     for name, feature in _keras_compat.TENSORFLOW_INTERNALS.items():
-        owner = tf
-        for part in name.split(".")[1:]:
-            assert hasattr(owner, part), (
+        try:
+            _resolve(name)
+        except (ImportError, AttributeError) as error:
+            raise AssertionError(
                 f"TensorFlow {tf.__version__} has no `{name}`; this breaks: "
                 f"{feature}. Update keras_tricks/_keras_compat.py."
-            )
-            owner = getattr(owner, part)
+            ) from error
     assert isinstance(_keras_compat.strategy_supports_no_merge_call(), bool)
+
+
+def test_forgotten_custom_gradients_leave_the_registry():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's gradient registry")
+    import tensorflow as tf
+
+    registry = _resolve("tensorflow.python.framework.ops._gradient_registry")
+    names = []
+
+    @tf.function
+    def step(x):
+        with _keras_compat.recording_custom_gradients(names):
+            return tf.distribute.get_replica_context().all_reduce("sum", x)
+
+    step(tf.ones(2))
+    assert names and all(name in registry._registry for name in names)
+    recorded = list(names)
+    _keras_compat.forget_custom_gradients(names)
+    assert names == [] and not set(recorded) & set(registry._registry)

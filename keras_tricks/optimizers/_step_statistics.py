@@ -78,6 +78,7 @@ class StepStatistics:
         self.calls = 0
         self.frozen = False
         self._variants: dict[tuple[bool, bool], Callable] = {}
+        self._custom_gradients: list[str] = []
         self._originals = {
             "apply": self.optimizer.apply,
             "stateless_apply": self.optimizer.stateless_apply,
@@ -149,6 +150,8 @@ class StepStatistics:
         if self.model.train_function == self.dispatch:
             self.model.train_function = self.plain
         self._variants.clear()
+        # Their graphs are unused now; the registry alone would keep them.
+        _keras_compat.forget_custom_gradients(self._custom_gradients)
 
     # -- the instrumented train functions ----------------------------------
 
@@ -170,7 +173,10 @@ class StepStatistics:
         original = self._originals["train_step"]
         if not self.jax:
             apply = functools.partial(self._tf_apply, sampled)
-            with _keras_compat.patched(self.optimizer, "apply", apply):
+            with (
+                _keras_compat.recording_custom_gradients(self._custom_gradients),
+                _keras_compat.patched(self.optimizer, "apply", apply),
+            ):
                 return original(*args)
         captured: list = []
         apply = functools.partial(self._jax_apply, sampled, frozen, captured)

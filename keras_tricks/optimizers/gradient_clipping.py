@@ -9,6 +9,7 @@ weight decay, which is applied to the weights and never clipped.
 
 import functools
 import re
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -140,6 +141,12 @@ class GradientClipping(keras.optimizers.Optimizer):
         # Python-side facts about the built variables, in a plain object so
         # that the optimizer's tracker does not collect the variables in it.
         self._layout = _Layout()
+        # The graphs traced through `apply` are freed with this optimizer.
+        weakref.finalize(
+            self,
+            _keras_compat.forget_custom_gradients,
+            self._layout.custom_gradients,
+        )
 
     def build(self, var_list: Sequence[keras.Variable]) -> None:
         n = len(var_list)
@@ -271,7 +278,10 @@ class GradientClipping(keras.optimizers.Optimizer):
             squares = {id(g): clipping.sum_squares(g) for g, _ in clipped}
         hook = functools.partial(self._clip_hook, [v for _, v in clipped], squares)
         inner = self.inner_optimizer
-        with _keras_compat.clipping_replaced(_innermost(inner), hook):
+        with (
+            _keras_compat.recording_custom_gradients(self._layout.custom_gradients),
+            _keras_compat.clipping_replaced(_innermost(inner), hook),
+        ):
             if not self.skip_nonfinite:
                 inner.apply(grads, trainable_variables)
             elif loss_scaled:
@@ -420,6 +430,7 @@ class _Layout:
         self.index: dict[int, int] = {}
         self.excluded: set[int] = set()
         self.loss_scaled_here = False
+        self.custom_gradients: list[str] = []
 
 
 def _check_keras_arguments(kwargs: dict[str, Any]) -> None:

@@ -596,3 +596,23 @@ def test_fit_matches_numpy_on_every_backend(mode, threshold):
     )
     assert int(opt.clipped_steps.numpy()) == clipped_steps
     assert int(opt.skipped_steps.numpy()) == skipped_steps == 1
+
+
+def test_a_dropped_model_leaves_no_graph_in_the_gradient_registry(digits):
+    """Issue 12 item 16: TensorFlow's custom-gradient registry would keep
+    every traced train graph (the benchmark measures the memory)."""
+    import gc
+
+    from tensorflow.python.framework import ops
+
+    (x, y), _ = digits
+    before = set(ops._gradient_registry._registry)
+    model = _digits_mlp(GradientClipping(keras.optimizers.SGD(0.1)), depth=1)
+    model.fit(x[:32], y[:32], batch_size=32, verbose=0)
+    added = set(ops._gradient_registry._registry) - before
+    assert any(name.startswith("CustomGradient-") for name in added)
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+    left = set(ops._gradient_registry._registry) - before
+    assert not any(name.startswith("CustomGradient-") for name in left)

@@ -278,12 +278,24 @@ def adaptive_unit(
 
     Example:
 
-    >>> g, changed = adaptive_unit(np.array([1.0, 0.0]), np.array([1.0, 0.0]), 0.1, 0.0)
+    >>> g, changed = adaptive_unit(np.array([1.0, 0.0]), np.array([1.0, 0.0]), 0.1, 0)
     >>> keras.ops.convert_to_numpy(g), bool(changed)
     (array([0.1, 0. ]), True)
+    """
+    clipped, changed, _ = adaptive_unit_with_norms(grad, param, clipping, eps)
+    return clipped, changed
+
+
+def adaptive_unit_with_norms(
+    grad: Tensor, param: Tensor, clipping: float, eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`adaptive_unit`, plus the unit-wise norms of `grad` it computed.
+
+    The sum of their squares is the gradient's squared norm, which a caller
+    recording norms then gets without another pass over the gradient.
     """
     max_norm = clipping * ops.maximum(unitwise_norm(param), eps)
     grad_norm = unitwise_norm(grad)
     over = grad_norm > max_norm
     scale = ops.where(over, max_norm / ops.maximum(grad_norm, _TINY), 1.0)
-    return grad * ops.cast(scale, grad.dtype), ops.any(over)
+    return grad * ops.cast(scale, grad.dtype), ops.any(over), grad_norm

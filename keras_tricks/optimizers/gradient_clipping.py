@@ -273,10 +273,10 @@ class GradientClipping(keras.optimizers.Optimizer):
         ]
         squares = {}
         if self.skip_nonfinite and not loss_scaled:
-            # The squared norms the clipping needs anyway double as the
-            # finiteness test: one pass over the gradients.
+            # The finiteness test: one reduction per gradient, which XLA
+            # fuses into the ops that produce the gradients.
             squares = {id(g): clipping.sum_squares(g) for g, _ in clipped}
-        hook = functools.partial(self._clip_hook, [v for _, v in clipped], squares)
+        hook = functools.partial(self._clip_hook, [v for _, v in clipped])
         inner = self.inner_optimizer
         with (
             _keras_compat.recording_custom_gradients(self._layout.custom_gradients),
@@ -308,6 +308,7 @@ class GradientClipping(keras.optimizers.Optimizer):
                 )
 
     def _skip(self, clipped: list, squares: dict) -> None:
+        """Counts a skipped step and records its (non-finite) norms."""
         self._skipped_steps.assign_add(ops.ones((), self._skipped_steps.dtype))
         self._write_norms([v for _, v in clipped], [squares[id(g)] for g, _ in clipped])
 
@@ -318,17 +319,23 @@ class GradientClipping(keras.optimizers.Optimizer):
             ops.where(skipped, float("nan"), self._global_norm.value)
         )
 
+    def _per_variable(self, variables: list, values: list) -> Any:
+        """`values` of `variables` placed in the order the optimizer was built."""
+        per_variable = [ops.zeros((), "float32")] * len(self._layout.variables)
+        for variable, value in zip(variables, values, strict=True):
+            per_variable[self._layout.index[id(variable)]] = value
+        return ops.stack(per_variable)
+
     def _write_norms(self, variables: list, squares: list) -> Any:
         """Records the per-variable and global norms; returns the global one."""
         total = ops.sqrt(_sum(squares))
-        per_variable = [ops.zeros((), "float32")] * len(self._layout.variables)
-        for variable, square in zip(variables, squares, strict=True):
-            per_variable[self._layout.index[id(variable)]] = ops.sqrt(square)
         self._global_norm.assign(total)
-        self._variable_norms.assign(ops.stack(per_variable))
+        self._variable_norms.assign(
+            self._per_variable(variables, [ops.sqrt(s) for s in squares])
+        )
         return total
 
-    def _clip_hook(self, variables: list, known: dict, grads: list) -> list:
+    def _clip_hook(self, variables: list, grads: list) -> list:
         """Keras's clipping step, replaced: clips `grads` (of `variables`)."""
         if len(grads) != len(variables):
             raise RuntimeError(
@@ -338,22 +345,30 @@ class GradientClipping(keras.optimizers.Optimizer):
                 f"{_keras_compat.CHECKED_WITH}, for which it was written."
             )
         n = _distribute.replicas()
-        # Each replica holds the mean of the replicas' gradients; the
-        # gradient of the global batch is their sum, n times as large.
-        squares = [
-            known[id(g)] if id(g) in known else clipping.sum_squares(g) for g in grads
-        ]
         if n > 1:
-            squares = [s * float(n * n) for s in squares]
+            # Each replica holds the mean of the replicas' gradients; the
+            # gradient of the global batch is their sum, n times as large.
             grads = [g * n for g in grads]
-        total = self._write_norms(variables, squares)
-        clipped, changed = self._clip(grads, variables, squares, total)
+        # The norms are computed here, inside the update, even when the
+        # finiteness test computed them before: left with elementwise work
+        # only, the skip `cond` is turned by XLA into a select between
+        # copies of every weight and slot, which moves twice the bytes.
+        if self.mode == "adaptive":
+            clipped, changed, squares = self._adaptive(grads, variables)
+            total = self._write_norms(variables, squares)
+        else:
+            squares = [clipping.sum_squares(g) for g in grads]
+            total = self._write_norms(variables, squares)
+            clipped, changed = self._clip(grads, squares, total)
+        # With a LossScaleOptimizer inside, or `skip_nonfinite=False`, a
+        # non-finite step comes through here: it is not a clipped one.
+        changed = ops.logical_and(changed, ops.isfinite(total))
         self._clipped_steps.assign_add(ops.cast(changed, self._clipped_steps.dtype))
         if n > 1:
             clipped = [g / n for g in clipped]
         return clipped
 
-    def _clip(self, grads: list, variables: list, squares: list, total: Any) -> tuple:
+    def _clip(self, grads: list, squares: list, total: Any) -> tuple:
         t = self.threshold
         if self.mode == "global_norm":
             return clipping.scale_to_norm(grads, total, t), total > t
@@ -363,23 +378,29 @@ class GradientClipping(keras.optimizers.Optimizer):
         if self.mode == "value":
             peak = ops.max(ops.stack([ops.max(ops.abs(g)) for g in grads]))
             return clipping.clip_by_value(grads, t), ops.cast(peak, "float32") > t
-        if self.mode == "normalize":
-            changed = ops.logical_and(total > 0, ops.not_equal(total, t))
-            scale = ops.where(total > 0, t / ops.maximum(total, clipping._TINY), 1.0)
-            return [g * ops.cast(scale, g.dtype) for g in grads], changed
-        out, flags = [], []
+        changed = ops.logical_and(total > 0, ops.not_equal(total, t))
+        scale = ops.where(total > 0, t / ops.maximum(total, clipping._TINY), 1.0)
+        return [g * ops.cast(scale, g.dtype) for g in grads], changed
+
+    def _adaptive(self, grads: list, variables: list) -> tuple:
+        """AGC of every gradient not excluded; squared norms from its unit norms."""
+        out, flags, squares = [], [], []
         for g, v in zip(grads, variables, strict=True):
             if id(v) in self._layout.excluded:
                 # A new tensor, not the captured input: inside a `cond`
                 # branch, TensorFlow's all-reduce wants every gradient from
                 # the branch's graph.
                 out.append(ops.copy(g))
+                squares.append(clipping.sum_squares(g))
                 continue
-            g, flag = clipping.adaptive_unit(g, v, t, self.eps)
+            g, flag, unit_norms = clipping.adaptive_unit_with_norms(
+                g, v, self.threshold, self.eps
+            )
             out.append(g)
             flags.append(flag)
+            squares.append(ops.sum(ops.square(unit_norms)))
         changed = ops.any(ops.stack(flags)) if flags else ops.array(False)
-        return out, changed
+        return out, changed, squares
 
     @property
     def learning_rate(self) -> Any:

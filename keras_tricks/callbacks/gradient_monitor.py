@@ -242,8 +242,10 @@ class GradientMonitor(TrainingCallback):
 
     def _epoch_logs(self, values: dict[str, np.ndarray] | None = None) -> dict:
         """The epoch's figures, as the logs carry them."""
-        if values is None:
+        if values is None and self._statistics is not None:
             values = self._statistics.values()
+        if values is None:
+            return {}
         steps = max(float(values["steps"]), 1.0)
         sampled = max(float(values["ratio_steps"]), 1.0)
         logs: dict[str, Any] = {

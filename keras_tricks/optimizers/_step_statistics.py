@@ -179,8 +179,8 @@ class StepStatistics:
             ):
                 return original(*args)
         captured: list = []
-        apply = functools.partial(self._jax_apply, sampled, frozen, captured)
-        with _keras_compat.patched(self.optimizer, "stateless_apply", apply):
+        stateless_apply = functools.partial(self._jax_apply, sampled, frozen, captured)
+        with _keras_compat.patched(self.optimizer, "stateless_apply", stateless_apply):
             logs, state = original(*args)
         return {**logs, STEP_KEY: captured[0]}, state
 
@@ -216,7 +216,7 @@ class StepStatistics:
                 finite,
             )
         after = [ops.copy(v) for v in variables] if sampled else None
-        if self.stop:
+        if self.stop and before is not None and after is not None:  # sampled
             weights_ok = _all_finite(after)
             finite = ops.logical_and(finite, weights_ok)
 

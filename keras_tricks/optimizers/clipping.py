@@ -112,9 +112,10 @@ def clip_by_norm(grads: Gradients, max_norm: float) -> list[Tensor | None]:
 
     Example:
 
-    >>> big, small = clip_by_norm([np.array([3.0, 4.0]), np.array([0.5])], 1.0)
+    >>> grads = [np.array([3.0, 4.0], "float32"), np.array([0.5], "float32")]
+    >>> big, small = clip_by_norm(grads, 1.0)
     >>> keras.ops.convert_to_numpy(big), keras.ops.convert_to_numpy(small)
-    (array([0.6, 0.8]), array([0.5]))
+    (array([0.6, 0.8], dtype=float32), array([0.5], dtype=float32))
     """
     max_norm = check_number("max_norm", max_norm, low=0, low_open=True)
     return clip_each(grads, tensor_norms(grads), max_norm)
@@ -134,8 +135,9 @@ def clip_by_value(grads: Gradients, limit: float) -> list[Tensor | None]:
 
     Example:
 
-    >>> keras.ops.convert_to_numpy(clip_by_value([np.array([-3.0, 0.2])], 1.0)[0])
-    array([-1. ,  0.2])
+    >>> g = np.array([-3.0, 0.2], "float32")
+    >>> keras.ops.convert_to_numpy(clip_by_value([g], 1.0)[0])
+    array([-1. ,  0.2], dtype=float32)
     """
     limit = check_number("limit", limit, low=0, low_open=True)
     return [None if g is None else ops.clip(g, -limit, limit) for g in grads]
@@ -191,11 +193,12 @@ def adaptive_clip(
 
     Example:
 
-    >>> weight = np.array([[3.0], [4.0]])  # one unit of norm 5
-    >>> (g,) = adaptive_clip([np.array([[10.0], [0.0]])], [weight], clipping=0.1)
+    >>> weight = np.array([[3.0], [4.0]], "float32")  # one unit of norm 5
+    >>> grad = np.array([[10.0], [0.0]], "float32")
+    >>> (g,) = adaptive_clip([grad], [weight], clipping=0.1)
     >>> keras.ops.convert_to_numpy(g)  # norm capped at 0.1 * 5
     array([[0.5],
-           [0. ]])
+           [0. ]], dtype=float32)
 
     Reference:
         Brock, De, Smith & Simonyan, "High-Performance Large-Scale Image
@@ -230,8 +233,8 @@ def normalize(grads: Gradients, norm: float = 1.0) -> list[Tensor | None]:
 
     Example:
 
-    >>> keras.ops.convert_to_numpy(normalize([np.array([0.3, 0.4])])[0])
-    array([0.6, 0.8])
+    >>> keras.ops.convert_to_numpy(normalize([np.array([0.3, 0.4], "float32")])[0])
+    array([0.6, 0.8], dtype=float32)
     """
     norm = check_number("norm", norm, low=0, low_open=True)
     total = global_norm(grads)
@@ -248,8 +251,9 @@ def scale_to_norm(grads: Gradients, total: Tensor, max_norm: float) -> list:
 
     Example:
 
-    >>> keras.ops.convert_to_numpy(scale_to_norm([np.array([3.0, 4.0])], 5.0, 1.0)[0])
-    array([0.6, 0.8])
+    >>> g = np.array([3.0, 4.0], "float32")
+    >>> keras.ops.convert_to_numpy(scale_to_norm([g], 5.0, 1.0)[0])
+    array([0.6, 0.8], dtype=float32)
     """
     scale = ops.where(total > max_norm, max_norm / ops.maximum(total, _TINY), 1.0)
     return [None if g is None else g * ops.cast(scale, g.dtype) for g in grads]
@@ -262,8 +266,9 @@ def clip_each(
 
     Example:
 
-    >>> keras.ops.convert_to_numpy(clip_each([np.array([3.0, 4.0])], [5.0], 1.0)[0])
-    array([0.6, 0.8])
+    >>> g = np.array([3.0, 4.0], "float32")
+    >>> keras.ops.convert_to_numpy(clip_each([g], [5.0], 1.0)[0])
+    array([0.6, 0.8], dtype=float32)
     """
     return [
         None if g is None else scale_to_norm([g], n, max_norm)[0]
@@ -278,9 +283,10 @@ def adaptive_unit(
 
     Example:
 
-    >>> g, changed = adaptive_unit(np.array([1.0, 0.0]), np.array([1.0, 0.0]), 0.1, 0)
+    >>> w = np.array([1.0, 0.0], "float32")
+    >>> g, changed = adaptive_unit(w, w, 0.1, 0.0)
     >>> keras.ops.convert_to_numpy(g), bool(changed)
-    (array([0.1, 0. ]), True)
+    (array([0.1, 0. ], dtype=float32), True)
     """
     clipped, changed, _ = adaptive_unit_with_norms(grad, param, clipping, eps)
     return clipped, changed

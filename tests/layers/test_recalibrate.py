@@ -65,7 +65,9 @@ def _images(rng, rows=300):
 def test_moving_statistics_equal_numpy_population(make_data, rng):
     model = _conv_model()
     x = _images(rng)
-    report = recalibrate_batch_norm(model, make_data(x), batch_size=128)
+    report = recalibrate_batch_norm(
+        model, make_data(x), batch_size=128, method="sequential"
+    )
     assert [row["layer"] for row in report] == ["bn_conv", "ghost"]
     assert report[0]["samples"] == 300 * 4 * 4
     assert report[1]["samples"] == 300
@@ -167,7 +169,7 @@ def test_mirrored_model(strategy, rng):
     with strategy.scope():
         model = _conv_model()
     x = _images(rng, 100)
-    recalibrate_batch_norm(model, x, batch_size=32)
+    recalibrate_batch_norm(model, x, batch_size=32, method="sequential")
     _assert_population(model, x, ["bn_conv", "ghost"])
 
 
@@ -181,7 +183,7 @@ def test_errors(rng):
     with pytest.raises(ValueError, match="Received: batch_size=0"):
         recalibrate_batch_norm(model, x, batch_size=0)
     with pytest.raises(ValueError, match="`data`.*read several times"):
-        recalibrate_batch_norm(model, iter([x]))
+        recalibrate_batch_norm(model, iter([x]), method="sequential")
     with pytest.raises(TypeError, match="`data`.*Received: data=3"):
         recalibrate_batch_norm(model, 3)
     with pytest.raises(ValueError, match="`data`.*non-empty"):

@@ -242,23 +242,16 @@ class _Pass:
 def _moments(layer, inputs):
     """`(count, mean, M2)` of a layer's inputs per channel, in float32.
 
-    One pass over the values, shifted by the first value of each channel so
-    that `M2 = sum(d^2) - sum(d)^2 / n` (d = x - shift) keeps its digits when
-    the mean is large against the standard deviation.
+    Two reductions (the mean, then the squared deviations from it), so that
+    M2 keeps its digits when the mean is large against the deviation.
     """
     values = ops.cast(inputs, "float32")
     axis = layer.axis % len(values.shape)
     axes = [a for a in range(len(values.shape)) if a != axis]
-    shift = values
-    for a in axes:
-        shift = ops.take(shift, [0], axis=a)
-    deviations = values - shift
+    mean = ops.mean(values, axis=axes, keepdims=True)
+    m2 = ops.sum(ops.square(values - mean), axis=axes)
     count = ops.cast(ops.size(values) // values.shape[axis], "float32")
-    total = ops.sum(deviations, axis=axes)
-    squares = ops.sum(ops.square(deviations), axis=axes)
-    mean = ops.reshape(shift, [-1]) + total / count
-    m2 = ops.maximum(squares - ops.square(total) / count, 0.0)
-    return count, mean, m2
+    return count, ops.reshape(mean, [-1]), m2
 
 
 def _batch_normalise(layer, inputs, moments):
@@ -296,10 +289,7 @@ def _stream(runner, batches, data):
     for x in batches:
         finite, moments = runner(x)
         if not bool(ops.convert_to_numpy(finite)):
-            rows = _layers.nonfinite_rows(x) + seen
-            raise _layers.nonfinite_error(
-                "data", data, rows, " (counted from 0 over the batches of `data`)"
-            )
+            raise _nonfinite(data, itertools.chain([x], batches), seen)
         seen += _batches.rows(x)
         batch = [
             tuple(np.asarray(ops.convert_to_numpy(v), "float64") for v in m)
@@ -313,6 +303,17 @@ def _stream(runner, batches, data):
     if totals is None:
         raise invalid("data", data, "at least one batch")
     return [(float(n), mean, m2 / n) for n, mean, m2 in totals]
+
+
+def _nonfinite(data, batches, seen):
+    """The error naming every row with NaN or Inf, from `seen` rows on."""
+    rows = []
+    for x in batches:
+        rows.extend(_layers.nonfinite_rows(x) + seen)
+        seen += _batches.rows(x)
+    return _layers.nonfinite_error(
+        "data", data, rows, " (counted from 0 over the batches of `data`)"
+    )
 
 
 def _merge(a, b):

@@ -68,7 +68,7 @@ def nonfinite_rows(x: Any) -> np.ndarray:
 
 
 def nonfinite_error(
-    name: str, value: Any, rows: Sequence[int], where: str = ""
+    name: str, value: Any, rows: Sequence[int] | np.ndarray, where: str = ""
 ) -> Exception:
     """The error for data with NaN or Inf in `rows` (row numbers of `value`)."""
     shown = ", ".join(str(int(r)) for r in rows[:MAX_ROWS_SHOWN])

@@ -144,8 +144,9 @@ class TiedRegularizer(keras.regularizers.Regularizer, _keras_compat.SAVEABLE_BAS
             return self.reference
         variable = getattr(self.reference_layer, self.reference_weight, None)
         if variable is None:
+            name = getattr(self.reference_layer, "name", None)
             raise ValueError(
-                f"The tied reference layer '{self.reference_layer.name}' has no "
+                f"The tied reference layer '{name}' has no "
                 f"weight `{self.reference_weight}` (it is not built, or it was "
                 "not restored with the model). Tie layers of the same model, "
                 "or pass fixed values with TiedRegularizer(reference=array)."

@@ -41,7 +41,6 @@ def test_penalty_equals_numpy(norm, formula):
     assert float(sum(model.losses)) == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.jax
 def test_gradient_flows_into_both_sides(rng):
     model, a, b = _towers()
     tie_weights(a, b, strength=0.7)

@@ -30,11 +30,16 @@ def _numpy_pre_activations(model, x):
 
 
 @pytest.mark.parametrize(
-    "activation", [pytest.param("tanh", marks=pytest.mark.jax), "relu"]
+    ("activation", "target_std", "depth"),
+    [
+        ("tanh", 1.0, 6),
+        ("tanh", 0.5, 6),
+        ("relu", 1.0, 6),
+        pytest.param("relu", 0.5, 2, marks=pytest.mark.jax),
+    ],
 )
-@pytest.mark.parametrize("target_std", [1.0, 0.5])
-def test_every_layer_reaches_target_std(activation, target_std, rng):
-    model = _mlp(activation=activation)
+def test_every_layer_reaches_target_std(activation, target_std, depth, rng):
+    model = _mlp(depth=depth, activation=activation)
     x = rng.normal(size=(256, 16))
     report = lsuv_initialize(model, x, target_std=target_std, tol=0.02, seed=0)
     assert [row["layer"] for row in report] == [layer.name for layer in model.layers]

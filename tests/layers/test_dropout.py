@@ -86,6 +86,7 @@ def _mc_model():
     )
 
 
+@pytest.mark.jax
 def test_mc_predict_is_the_mean_and_std_of_the_passes(rng):
     model = _mc_model()
     x = rng.normal(size=(40, 3)).astype("float32")
@@ -93,7 +94,8 @@ def test_mc_predict_is_the_mean_and_std_of_the_passes(rng):
     assert mean.shape == std.shape == (40, 2)
     # The same passes by hand: seed the layer the way mc_predict does.
     layer = model.layers[1]
-    layer.seed_generator.state.assign(np.array([11, 0], "int64"))
+    state = layer.seed_generator.state
+    state.assign(np.array([11, 0], keras.backend.standardize_dtype(state.dtype)))
     passes = np.stack([_np(model(x)) for _ in range(7)])
     np.testing.assert_allclose(mean, passes.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(std, passes.std(0), rtol=1e-5, atol=1e-6)
@@ -137,7 +139,6 @@ def test_drop_connect_drops_weights_not_units(rng):
     np.testing.assert_allclose(_np(layer(x)), x @ kernel + bias, rtol=1e-5)
 
 
-@pytest.mark.jax
 @pytest.mark.parametrize("rate", [0.3, 0.5, 0.9])
 def test_drop_connect_drop_probability_and_unbiased_scale(rate):
     """One mask of 512 x 512 weights: the dropped fraction is the rate within

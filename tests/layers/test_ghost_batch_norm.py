@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_tricks.layers import GhostBatchNormalization, ghost_batch_norm
+from tests.conftest import BACKEND
 
 EPSILON = 1e-3
 
@@ -59,8 +60,10 @@ def test_matches_batch_normalization_with_one_virtual_batch(shape, axis, rng):
     )
 
 
-@pytest.mark.jax
-@pytest.mark.parametrize(("rows", "size"), [(32, 8), (29, 8), (5, 8), (30, 1)])
+@pytest.mark.parametrize(
+    ("rows", "size"),
+    [(32, 8), (29, 8), (5, 8), (30, 1)],
+)
 def test_statistics_per_virtual_batch(rows, size, rng):
     """A regular batch of 32 rows first; then 29 and 5 are last batches."""
     x = (rng.normal(size=(rows, 4)) * 2 - 1).astype("float32")
@@ -90,7 +93,6 @@ def test_uneven_dynamic_batch_under_jit(rng):
         np.testing.assert_allclose(_np(layer.moving_mean), mean, atol=1e-5)
 
 
-@pytest.mark.jax
 def test_mask_is_left_out_of_the_statistics(rng):
     x = rng.normal(size=(12, 5, 3)).astype("float32")
     mask = rng.random((12, 5)) > 0.3
@@ -170,7 +172,6 @@ def _masked_pair(shape, axis):
     return ghost, native
 
 
-@pytest.mark.jax
 @pytest.mark.parametrize(
     ("shape", "axis", "masked"),
     [
@@ -219,7 +220,6 @@ def test_fully_masked_batch_or_channel_stays_finite_like_batch_norm(
     np.testing.assert_allclose(_np(layer.moving_mean), expected, atol=1e-5)
 
 
-@pytest.mark.jax
 def test_virtual_batch_size_must_divide_the_regular_batch(rng):
     x = rng.normal(size=(48, 3)).astype("float32")
     layer = GhostBatchNormalization(16)
@@ -272,3 +272,16 @@ def test_fit_with_a_partial_last_batch_under_jit(rng):
     layer = model.layers[0]
     np.testing.assert_allclose(_np(layer.moving_mean), mean, atol=1e-5)
     np.testing.assert_allclose(_np(layer.moving_variance), variance, atol=1e-5)
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(
+    BACKEND == "tensorflow",
+    reason="TensorFlow traces fit with an unknown batch size: nothing to check",
+)
+def test_fit_with_a_batch_that_virtual_batches_do_not_divide_fails(rng):
+    x = rng.normal(size=(48, 3)).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), GhostBatchNormalization(8)])
+    model.compile("sgd", "mse", jit_compile=True)
+    with pytest.raises(ValueError, match=r"\(12 rows.*virtual_batch_size=8"):
+        model.fit(x, x, batch_size=12, epochs=1, verbose=0)

@@ -171,7 +171,6 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         per_replica = rows // _data_parallel_replicas()
         if self._regular_rows is not None and per_replica <= self._regular_rows:
             return
-        self._regular_rows = per_replica
         if per_replica % self.virtual_batch_size:
             raise invalid(
                 "virtual_batch_size",
@@ -183,6 +182,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
                 "smaller last batch of an epoch may leave a partial virtual "
                 "batch",
             )
+        self._regular_rows = per_replica
 
     def _padded(
         self, x: Any, rows: Any, padding: Any, grouped_shape: list[Any], mask: Any

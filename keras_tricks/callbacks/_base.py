@@ -129,7 +129,7 @@ class TrainingCallback(keras.callbacks.Callback):
         else:
             _state.detach(model, self)
 
-    def peers(self) -> list[keras.callbacks.Callback]:
+    def _peers(self) -> list[keras.callbacks.Callback]:
         """The callbacks of the current `fit` (empty outside one)."""
         callback_list = self._callback_list() if self._callback_list else None
         return list(callback_list.callbacks) if callback_list is not None else []
@@ -233,7 +233,7 @@ class MonitoringCallback(TrainingCallback):
             return current + self.min_delta < reference
         return current - self.min_delta > reference
 
-    def monitored_value(
+    def _monitored_value(
         self, logs: dict[str, Any] | None, name: str | None = None
     ) -> float | None:
         """`logs[name or monitor]` as a float; warns and returns `None` if absent."""

@@ -191,7 +191,7 @@ class EarlyStopping(MonitoringCallback):
                 f"(lower is better), but `{self.monitor}` is maximised. "
                 "Monitor a loss or an error, e.g. monitor='val_loss'."
             )
-        current = self.monitored_value(logs)
+        current = self._monitored_value(logs)
         if current is None:
             return logged
         if not math.isfinite(current):
@@ -242,7 +242,7 @@ class EarlyStopping(MonitoringCallback):
                 self._stop(epoch, "gl")
             return {"gl": gl}
         if self.criterion == "pq":
-            train = self.monitored_value(logs, self.monitor.removeprefix("val_"))
+            train = self._monitored_value(logs, self.monitor.removeprefix("val_"))
             self.train_errors.append(train)
             strip = [error for error in self.train_errors[-k:] if error is not None]
             if t % k or len(strip) < k:

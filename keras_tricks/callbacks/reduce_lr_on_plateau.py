@@ -184,7 +184,7 @@ class ReduceLROnPlateau(MonitoringCallback):
         self.last_epoch = epoch
         for key, optimizer, _ in self._holders:
             logs[key] = read_lr(optimizer)
-        current = self.monitored_value(logs)
+        current = self._monitored_value(logs)
         if current is None:
             return
         if self.cooldown_counter > 0:

@@ -170,7 +170,7 @@ class WeightAveraging(TrainingCallback):
         self._recalibrate()
 
     def _warn_if_early_stopping_restores(self) -> None:
-        for other in self.peers():
+        for other in self._peers():
             if (
                 isinstance(other, EarlyStopping)
                 and other.restore_best_weights

@@ -1,29 +1,19 @@
 """Do train, dev and test come from one distribution? A report that checks.
 
-For each feature, train is compared with dev and with test by
+`describe_split` gathers, for a train/dev/test split:
 
-- the standardised mean difference (Austin 2009; |SMD| > 0.1 is the usual
-  sign of imbalance):
-
-      SMD = (mean_other - mean_train) / sqrt((var_train + var_other) / 2)
-
-  flagged when it exceeds both `smd_threshold` and three standard errors of
-  sampling noise, `3 * sqrt(1 / n_train + 1 / n_other)` (a small dev set
-  shows |SMD| > 0.1 by chance alone);
-
-- the two-sample Kolmogorov-Smirnov statistic D = max_x |F_train(x) -
-  F_other(x)| (the largest gap between the empirical CDFs) and its asymptotic
-  p-value (`scipy.stats.ks_2samp`), flagged below `ks_alpha` divided by the
-  number of features (Bonferroni).
-
-Class proportions are compared per split, and rows that occur in more than
-one split (leakage: the model is graded on examples it trained on) are found
-by a 64-bit hash of each row's bytes (pandas rows by
-`pandas.util.hash_pandas_object`), so two different rows are mistaken for
-each other with probability about n_rows**2 / 2**64.
-
-NaN and infinite feature values are left out of that feature's statistics
-(each split keeps its finite values), with a warning that says how many.
+- the size of each split;
+- class proportions per split (with labels);
+- for each feature, the standardised mean difference (Austin 2009) and the
+  two-sample Kolmogorov-Smirnov statistic of train against dev and against
+  test, flagged when the SMD exceeds `smd_threshold` and three standard
+  errors of sampling noise, or the KS p-value is below `ks_alpha` divided by
+  the number of features (Bonferroni); see `keras_tricks.data.shift`. NaN
+  and infinite values are left out of a feature's statistics, with a
+  warning that says how many;
+- rows that occur in more than one split (leakage: the model is graded on
+  examples it trained on), by a 64-bit hash of each row; see
+  `keras_tricks.data.leakage`.
 
 Reference:
     Austin, "Balance diagnostics for comparing the distribution of baseline
@@ -31,18 +21,19 @@ Reference:
     samples", Statistics in Medicine, 2009.
 """
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from keras_tricks._validation import check_number, invalid, invalid_together
-from keras_tricks.data.hashing import GOLDEN, MIX1, MIX2
 from keras_tricks.data.indexing import num_rows
+from keras_tricks.data.leakage import row_hashes, shared_rows
+from keras_tricks.data.shift import class_table, feature_shift, non_finite
+from keras_tricks.data.sizes import SPLITS
 from keras_tricks.report import Report
 
-NAMES = ("train", "dev", "test")
+__all__ = ["SplitReport", "describe_split", "row_hashes"]
 
 
 class SplitReport:
@@ -134,7 +125,7 @@ def _unpack_pairs(splits: tuple[Any, ...], labels: Any) -> tuple[tuple[Any, ...]
     pairs = [_is_pair(s) for s in splits]
     if not any(pairs):
         return splits, labels
-    for split, name, pair in zip(splits, NAMES, pairs, strict=True):
+    for split, name, pair in zip(splits, SPLITS, pairs, strict=True):
         if not pair:
             raise invalid(
                 name,
@@ -149,7 +140,7 @@ def _unpack_pairs(splits: tuple[Any, ...], labels: Any) -> tuple[tuple[Any, ...]
             {"train": splits[0], "labels": labels},
             "the labels either in (x, y) tuples or in `labels`, not both",
         )
-    for split, name in zip(splits, NAMES, strict=True):
+    for split, name in zip(splits, SPLITS, strict=True):
         rows, count = num_rows(split[0], name), len(split[1])
         if rows != count:
             raise invalid(
@@ -187,50 +178,6 @@ def _columns(x: Any, name: str) -> tuple[list[str], np.ndarray]:
     return [str(i) for i in range(matrix.shape[1])], matrix
 
 
-def row_hashes(x: Any) -> np.ndarray:
-    """A 64-bit hash of every row's contents (equal rows, equal hashes).
-
-    Args:
-        x: a NumPy array (rows first), a pandas DataFrame/Series, or a dict
-            of arrays.
-
-    Returns:
-        A `uint64` array, one hash per row.
-
-    Example:
-
-    >>> h = row_hashes(np.array([[1, 2], [3, 4], [1, 2]]))
-    >>> bool(h[0] == h[2]), bool(h[0] == h[1])
-    (True, False)
-    """
-    if hasattr(x, "iloc"):
-        import pandas  # present, since x is a pandas object
-
-        return pandas.util.hash_pandas_object(x, index=False).to_numpy()
-    if isinstance(x, dict):
-        hashes = [row_hashes(v) for v in x.values()]
-        return _fold(np.stack(hashes, axis=1))
-    x = np.ascontiguousarray(x)
-    if x.dtype == object:
-        return np.array([hash(tuple(np.ravel(r))) for r in x]).view(np.uint64)
-    raw = x.reshape(len(x), -1).view(np.uint8).reshape(len(x), -1)
-    width = -(-raw.shape[1] // 8) * 8
-    padded = np.zeros((len(x), width), np.uint8)
-    padded[:, : raw.shape[1]] = raw
-    return _fold(padded.view(np.uint64))
-
-
-def _fold(words: np.ndarray) -> np.ndarray:
-    """SplitMix64-style hash of each row of a uint64 matrix."""
-    h = np.full(len(words), GOLDEN, np.uint64)
-    with np.errstate(over="ignore"):
-        for column in words.T:
-            h = (h ^ column) * np.uint64(MIX1)
-            h = (h ^ (h >> np.uint64(29))) * np.uint64(MIX2)
-            h ^= h >> np.uint64(32)
-    return h
-
-
 def _labels(labels: Any, splits: Sequence[Any]) -> list[np.ndarray] | None:
     if labels is None:
         return None
@@ -247,7 +194,7 @@ def _labels(labels: Any, splits: Sequence[Any]) -> list[np.ndarray] | None:
         )
     given = labels
     labels = [np.asarray(y) for y in labels]
-    for y, s, name in zip(labels, splits, NAMES, strict=True):
+    for y, s, name in zip(labels, splits, SPLITS, strict=True):
         if len(y) != len(s):
             raise invalid(
                 "labels",
@@ -324,12 +271,12 @@ def describe_split(
     ks_alpha = check_number("ks_alpha", ks_alpha, low=0, high=1)
     class_threshold = check_number("class_threshold", class_threshold, low=0, high=1)
     splits, labels = _unpack_pairs((train, dev, test), labels)
-    for split, name in zip(splits, NAMES, strict=True):
+    for split, name in zip(splits, SPLITS, strict=True):
         if not isinstance(split, dict) and len(split) == 0:
             raise invalid(name, split, "at least one row")
-    tables = [_columns(s, n) for s, n in zip(splits, NAMES, strict=True)]
+    tables = [_columns(s, n) for s, n in zip(splits, SPLITS, strict=True)]
     columns = tables[0][0]
-    for (own, _), split, name in zip(tables[1:], splits[1:], NAMES[1:], strict=True):
+    for (own, _), split, name in zip(tables[1:], splits[1:], SPLITS[1:], strict=True):
         if own != columns:
             raise invalid(name, split, f"the train columns {columns} (it has {own})")
     chosen = _select(columns, features, labels)
@@ -338,17 +285,17 @@ def describe_split(
     sizes = Report(
         (
             {"split": s, "count": len(m), "fraction": len(m) / n}
-            for s, (_, m) in zip(NAMES, tables, strict=True)
+            for s, (_, m) in zip(SPLITS, tables, strict=True)
         ),
         title="sizes",
     )
-    classes = _class_table(_labels(labels, splits), class_threshold, problems)
+    classes = class_table(_labels(labels, splits), class_threshold, problems)
     matrices = [m[:, chosen] for _, m in tables]
     names = [columns[j] for j in chosen]
-    problems += _non_finite(names, matrices)
+    problems += non_finite(names, matrices)
     rows: list[dict[str, Any]] = [{"feature": f} for f in names]
-    for other, name in zip(matrices[1:], NAMES[1:], strict=True):
-        smd, ks, p, noise = _shift(matrices[0], other)
+    for other, name in zip(matrices[1:], SPLITS[1:], strict=True):
+        smd, ks, p, noise = feature_shift(matrices[0], other)
         for j, row in enumerate(rows):
             row[f"smd_{name}"] = float(smd[j])
             row[f"ks_{name}"] = float(ks[j])
@@ -364,66 +311,8 @@ def describe_split(
                     f"D = {ks[j]:.3g}, p = {p[j]:.2g}"
                 )
     features_table = Report(rows, title="features: train vs dev, train vs test")
-    leakage = _leakage(splits, problems)
+    leakage = shared_rows(splits, problems)
     return SplitReport(sizes, classes, features_table, leakage, problems)
-
-
-def _non_finite(names: list[str], matrices: list[np.ndarray]) -> list[str]:
-    """Problems for the features holding NaN or Inf; warns once for all."""
-    counts = np.stack([(~np.isfinite(m)).sum(0) for m in matrices])
-    bad = np.flatnonzero(counts.sum(0))
-    if not bad.size:
-        return []
-    problems = []
-    for j in bad:
-        per_split = ", ".join(
-            f"{s} {int(c)}" for s, c in zip(NAMES, counts[:, j], strict=True)
-        )
-        text = (
-            f"feature {names[j]}: {int(counts[:, j].sum())} NaN/Inf values left "
-            f"out of its SMD and KS ({per_split})"
-        )
-        empty = [
-            s
-            for s, m, c in zip(NAMES, matrices, counts[:, j], strict=True)
-            if c == len(m)
-        ]
-        if empty:
-            text += f"; no finite value in {', '.join(empty)}, so they are nan"
-        problems.append(text)
-    shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
-    warnings.warn(
-        f"describe_split: {len(problems)} features hold NaN or Inf values, "
-        f"computed on their finite values only: {shown}",
-        stacklevel=3,
-    )
-    return problems
-
-
-def _shift(
-    a: np.ndarray, b: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per column of `a` (train) vs `b`: SMD, KS statistic and p-value, and
-    three standard errors of the SMD's sampling noise; NaN/Inf left out."""
-    import scipy.stats
-
-    finite_a, finite_b = np.isfinite(a), np.isfinite(b)
-    n_a, n_b = finite_a.sum(0), finite_b.sum(0)
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        # Columns without a finite value give nan (and NumPy/SciPy warnings
-        # about empty slices, already reported by `_non_finite`).
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if finite_a.all() and finite_b.all():
-            mean, var, policy = np.mean, np.var, "propagate"
-        else:
-            a, b = np.where(finite_a, a, np.nan), np.where(finite_b, b, np.nan)
-            mean, var, policy = np.nanmean, np.nanvar, "omit"
-        diff = mean(b, 0) - mean(a, 0)
-        pooled = np.sqrt((var(a, 0) + var(b, 0)) / 2)
-        smd = np.where(diff == 0, 0.0, diff / pooled)
-        ks = scipy.stats.ks_2samp(a, b, axis=0, method="asymp", nan_policy=policy)
-        noise = 3 * np.sqrt(1 / n_a + 1 / n_b)
-    return smd, np.asarray(ks.statistic), np.asarray(ks.pvalue), noise
 
 
 def _select(columns: list[str], features: Any, labels: Any) -> list[int]:
@@ -439,56 +328,3 @@ def _select(columns: list[str], features: Any, labels: Any) -> list[int]:
         else:
             raise invalid("features", f, f"names or indices of the columns {columns}")
     return chosen
-
-
-def _class_table(
-    labels: list[np.ndarray] | None, threshold: float, problems: list[str]
-) -> Report | None:
-    if labels is None:
-        return None
-    classes = np.unique(np.concatenate(labels))
-    rows, largest = [], (0.0, None)
-    for c in classes:
-        p = [float(np.mean(y == c)) for y in labels]
-        gap = max(abs(p[1] - p[0]), abs(p[2] - p[0]))
-        rows.append(
-            {
-                "class": c.item(),
-                "train": p[0],
-                "dev": p[1],
-                "test": p[2],
-                "max_difference": gap,
-            }
-        )
-        largest = max(largest, (gap, c.item()), key=lambda t: t[0])
-        if gap > threshold:
-            problems.append(
-                f"class {c.item()!r}: proportion train {p[0]:.3g}, "
-                f"dev {p[1]:.3g}, test {p[2]:.3g}"
-            )
-    return Report(
-        rows,
-        title=f"class proportions (largest difference "
-        f"{largest[0]:.3g}, class {largest[1]!r})",
-    )
-
-
-def _leakage(splits: Sequence[Any], problems: list[str]) -> Report:
-    hashes = [row_hashes(s) for s in splits]
-    rows = []
-    for a, b in ((0, 1), (0, 2), (1, 2)):
-        shared = np.flatnonzero(np.isin(hashes[b], hashes[a]))
-        pair = f"{NAMES[a]}-{NAMES[b]}"
-        rows.append(
-            {
-                "pair": pair,
-                "shared_rows": int(shared.size),
-                "examples": shared[:5].tolist(),
-            }
-        )
-        if shared.size:
-            problems.append(
-                f"leakage: {shared.size} {NAMES[b]} rows also in "
-                f"{NAMES[a]} (e.g. rows {shared[:5].tolist()})"
-            )
-    return Report(rows, title="rows in more than one split")

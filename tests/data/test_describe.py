@@ -6,7 +6,6 @@ import pytest
 import scipy.stats
 
 from keras_tricks.data import SplitReport, describe_split, train_dev_test_split
-from keras_tricks.data.describe import row_hashes
 
 
 def _ks(a, b):
@@ -107,14 +106,6 @@ def test_dataframes_label_column_and_dict(split):
     dicts = [{"image": x[:, :2], "meta": x[:, 3]} for x in (x_tr, x_dev, x_te)]
     names = [r["feature"] for r in describe_split(*dicts).features]
     assert names == ["image[0]", "image[1]", "meta"]
-
-
-def test_row_hashes_equal_rows_equal_hashes(rng):
-    x = rng.normal(size=(50, 3)).astype("float32")
-    x[10] = x[20]
-    h = row_hashes(x)
-    assert h[10] == h[20]
-    assert np.unique(h).size == 49
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ from keras_tricks import _keras_compat
 from keras_tricks._validation import check_choice, check_number, invalid
 
 NORMS = ("l2", "l1")
+"""The penalties `TiedRegularizer` and `tie_weights` accept as `norm`: `"l2"`
+(`strength * sum((w - w_ref)^2)`) and `"l1"` (`strength * sum(|w - w_ref|)`)."""
 
 
 _VALUES: weakref.WeakValueDictionary[str, np.ndarray] = weakref.WeakValueDictionary()

@@ -25,8 +25,11 @@ def runner(
     model: keras.Model, layers: list[keras.layers.Layer], single_pass: bool
 ) -> Pass:
     """The cached compiled pass of `model` that measures `layers`."""
-    key = (single_pass, bool(getattr(model, "jit_compile", False)))
-    key += tuple(id(layer) for layer in layers)
+    key: tuple[bool | int, ...] = (
+        single_pass,
+        bool(getattr(model, "jit_compile", False)),
+        *(id(layer) for layer in layers),
+    )
     runners = _RUNNERS.setdefault(model, {})
     if key not in runners:
         runners[key] = Pass(model, layers, single_pass)

@@ -17,6 +17,7 @@ import contextlib
 import sys
 
 import keras
+from keras.src.saving.keras_saveable import KerasSaveable
 
 CHECKED_WITH = "3.15.1"
 """The Keras version every entry below was checked against."""
@@ -34,6 +35,10 @@ PRIVATE_ATTRIBUTES = {
     ),
     (keras.metrics.Metric, "_direction"): (
         "mode='auto' of the monitoring callbacks (a metric's direction)"
+    ),
+    (keras.layers.Layer, "_obj_type"): (
+        "TiedRegularizer(reference=array) saved with the weights (Keras's "
+        "saving walks KerasSaveable objects and asks each its `_obj_type`)"
     ),
 }
 """Private attributes read by keras_tricks, with the feature that needs them.
@@ -89,6 +94,19 @@ def replaced_call(layer, call):
         yield
     finally:
         del layer.call
+
+
+SAVEABLE_BASE = KerasSaveable
+"""The base of the objects Keras's saving walks (Keras 3.15.1,
+`keras.src.saving.keras_saveable`).
+
+`model.save` and `save_weights` visit every attribute of a layer that
+derives from it (listed by `dir`), call its `save_own_variables(store)`, and
+`load_model` / `load_weights` its `load_own_variables(store)`; the object
+names its kind with `_obj_type()` (one of Keras's, which sets the attributes
+not walked). `TiedRegularizer` derives from it so that fixed reference values
+are stored as a weight of the layer they regularise, not as config text.
+"""
 
 
 def calling_instance(cls):

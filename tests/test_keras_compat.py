@@ -15,6 +15,7 @@ def _instances():
     return {
         keras.optimizers.Optimizer: optimizer,
         keras.metrics.Metric: keras.metrics.Accuracy(),
+        keras.layers.Layer: keras.layers.Dense(1),
     }
 
 
@@ -55,6 +56,11 @@ def test_replaced_call_is_undone_when_the_block_raises():
         raise RuntimeError
     assert "call" not in vars(layer)
     assert layer(np.ones((1, 3), "float32")).shape == (1, 2)
+
+
+def test_saveable_base_is_what_keras_saving_walks():
+    assert isinstance(keras.layers.Dense(1), _keras_compat.SAVEABLE_BASE)
+    assert isinstance(keras.optimizers.SGD(), _keras_compat.SAVEABLE_BASE)
 
 
 class _Probe(keras.callbacks.Callback):

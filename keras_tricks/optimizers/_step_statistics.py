@@ -98,6 +98,12 @@ class StepStatistics:
             import jax
 
             self._accumulate_jit = jax.jit(accumulate)
+        # Every variant is made now, before the first step: under a JAX
+        # distribution `make_train_function` reads the variables' shardings,
+        # and `fit` empties the variables once its steps start.
+        for sampled in (False, True):
+            for frozen in (False, True) if self.stop and self.jax else (False,):
+                self._variant(sampled, frozen)
         model.train_function = self.dispatch
 
     # -- the dispatcher, model.train_function during the fit ---------------

@@ -15,6 +15,9 @@ raises.
 
 import contextlib
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import keras
 from keras.src.saving.keras_saveable import KerasSaveable
@@ -35,6 +38,10 @@ PRIVATE_ATTRIBUTES = {
     ),
     (keras.metrics.Metric, "_direction"): (
         "mode='auto' of the monitoring callbacks (a metric's direction)"
+    ),
+    (keras.optimizers.Optimizer, "_clip_gradients"): (
+        "GradientClipping (clips where Keras clips: after loss-scale unscaling "
+        "and gradient accumulation, before weight decay)"
     ),
     (keras.layers.Layer, "_obj_type"): (
         "TiedRegularizer(reference=array) saved with the weights (Keras's "
@@ -94,6 +101,126 @@ def replaced_call(layer, call):
         yield
     finally:
         del layer.call
+
+
+_PATCHES_LOCK = threading.Lock()
+_PATCHES: dict[tuple[int, str], tuple[int, Any]] = {}
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def patched(obj: Any, name: str, value: Any) -> Iterator[None]:
+    """Sets the instance attribute `obj.<name> = value` for the block.
+
+    Whatever `obj` had as its own attribute before (usually nothing: the
+    class's method shows through) is back when the block ends or raises.
+    Blocks on the same attribute may nest or run at once in several threads
+    (`tf.distribute.MirroredStrategy` traces each replica in its own thread):
+    they are reference counted, the first block's value serves them all and
+    the attribute is restored when the last one ends.
+    """
+    key = (id(obj), name)
+    with _PATCHES_LOCK:
+        depth, previous = _PATCHES.get(key, (0, _MISSING))
+        if depth == 0:
+            previous = vars(obj).get(name, _MISSING)
+            setattr(obj, name, value)
+        _PATCHES[key] = (depth + 1, previous)
+    try:
+        yield
+    finally:
+        with _PATCHES_LOCK:
+            depth, previous = _PATCHES.pop(key)
+            if depth > 1:
+                _PATCHES[key] = (depth - 1, previous)
+            elif previous is _MISSING:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, previous)
+
+
+def clipping_replaced(
+    optimizer: keras.optimizers.Optimizer, clip: Callable[[list], list]
+) -> contextlib.AbstractContextManager[None]:
+    """Makes `optimizer` clip its gradients with `clip(grads)` in the block.
+
+    Keras 3.15.1 (`BaseOptimizer._backend_apply_gradients`, and the JAX
+    backend's override) calls `self._clip_gradients(grads)` on the gradients
+    left after dropping `None` entries and `overwrite_with_gradient`
+    variables, after loss-scale unscaling and on the accumulated gradient,
+    just before weight decay and the update; Keras has no public hook there.
+    """
+    return patched(optimizer, "_clip_gradients", clip)
+
+
+TENSORFLOW_INTERNALS = {
+    "tf.__internal__.distribute.strategy_supports_no_merge_call": (
+        "GradientClipping(skip_nonfinite=True) under tf.distribute (whether a "
+        "skipped step may run under a cond in the replica context)"
+    ),
+    "tensorflow.python.framework.ops._gradient_registry": (
+        "GradientClipping / GradientMonitor free the traced graphs of a model "
+        "that is gone (the custom-gradient registry holds them forever)"
+    ),
+}
+"""TensorFlow internals read by keras_tricks, with the feature that needs them
+(TensorFlow 2.21; checked by `tests/test_keras_compat.py` on TensorFlow)."""
+
+
+def strategy_supports_no_merge_call() -> bool:
+    """Whether the current `tf.distribute` strategy runs without `merge_call`.
+
+    Keras's own `LossScaleOptimizer` asks the same question before it puts
+    the inner optimizer's update under a `cond` (TensorFlow has no public
+    equivalent).
+    """
+    import tensorflow as tf
+
+    return bool(tf.__internal__.distribute.strategy_supports_no_merge_call())
+
+
+@contextlib.contextmanager
+def recording_custom_gradients(names: list[str]) -> Iterator[None]:
+    """Appends to `names` the TensorFlow custom gradients registered in the block.
+
+    In a traced function, every `tf.custom_gradient` op (tf.distribute's
+    all-reduce in Keras's optimizer update is one) registers its gradient
+    function in TensorFlow's global gradient registry under a new
+    `CustomGradient-<n>` name, and nothing ever removes it; the function's
+    closure holds the whole traced graph, so each model built, fitted and
+    dropped leaves its train graph in memory (tensorflow/tensorflow#97697,
+    #27492). The names let `forget_custom_gradients` release them once the
+    graph is no longer used. A no-op on other backends.
+    """
+    if keras.backend.backend() != "tensorflow":
+        yield
+        return
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    before = set(registry)  # one C-level copy: safe beside tracing threads
+    try:
+        yield
+    finally:
+        added = set(registry) - before
+        names.extend(sorted(n for n in added if n.startswith("CustomGradient-")))
+
+
+def forget_custom_gradients(names: list[str]) -> None:
+    """Removes the registry entries `recording_custom_gradients` collected.
+
+    Call it only when no graph that was being built in the recorded blocks
+    will be differentiated again (its owner was garbage collected, or the
+    traced functions were dropped).
+    """
+    if not names:
+        return
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    for name in names:
+        registry.pop(name, None)
+    names.clear()
 
 
 SAVEABLE_BASE = KerasSaveable

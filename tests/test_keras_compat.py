@@ -58,6 +58,82 @@ def test_replaced_call_is_undone_when_the_block_raises():
     assert layer(np.ones((1, 3), "float32")).shape == (1, 2)
 
 
+def test_patched_restores_whatever_was_there():
+    optimizer = keras.optimizers.SGD(0.1)
+    with _keras_compat.patched(optimizer, "apply", "outer"):
+        with _keras_compat.patched(optimizer, "apply", "inner"):
+            assert optimizer.apply == "outer"  # reference counted: first wins
+        assert optimizer.apply == "outer"
+    assert "apply" not in vars(optimizer)
+    optimizer.marker = "mine"
+    with pytest.raises(RuntimeError), _keras_compat.patched(optimizer, "marker", 1):
+        raise RuntimeError
+    assert optimizer.marker == "mine"
+
+
+def test_clipping_replaced_is_the_step_keras_clips_in():
+    optimizer = keras.optimizers.SGD(1.0)
+    variable = keras.Variable(np.zeros(2, "float32"))
+    with _keras_compat.clipping_replaced(
+        optimizer, lambda grads: [g * 0 for g in grads]
+    ):
+        optimizer.apply([np.ones(2, "float32")], [variable])
+    np.testing.assert_array_equal(variable.numpy(), 0.0)
+    assert "_clip_gradients" not in vars(optimizer)
+
+
+def _resolve(name):
+    import importlib
+
+    parts = name.split(".")
+    parts[0] = "tensorflow" if parts[0] == "tf" else parts[0]
+    for cut in range(len(parts), 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for part in parts[cut:]:
+            owner = getattr(owner, part)
+        return owner
+    raise ImportError(name)
+
+
+def test_tensorflow_internals_exist():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow internals")
+    import tensorflow as tf
+
+    for name, feature in _keras_compat.TENSORFLOW_INTERNALS.items():
+        try:
+            _resolve(name)
+        except (ImportError, AttributeError) as error:
+            raise AssertionError(
+                f"TensorFlow {tf.__version__} has no `{name}`; this breaks: "
+                f"{feature}. Update keras_tricks/_keras_compat.py."
+            ) from error
+    assert isinstance(_keras_compat.strategy_supports_no_merge_call(), bool)
+
+
+def test_forgotten_custom_gradients_leave_the_registry():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's gradient registry")
+    import tensorflow as tf
+
+    registry = _resolve("tensorflow.python.framework.ops._gradient_registry")
+    names = []
+
+    @tf.function
+    def step(x):
+        with _keras_compat.recording_custom_gradients(names):
+            return tf.distribute.get_replica_context().all_reduce("sum", x)
+
+    step(tf.ones(2))
+    assert names and all(name in registry._registry for name in names)
+    recorded = list(names)
+    _keras_compat.forget_custom_gradients(names)
+    assert names == [] and not set(recorded) & set(registry._registry)
+
+
 def test_saveable_base_is_what_keras_saving_walks():
     assert isinstance(keras.layers.Dense(1), _keras_compat.SAVEABLE_BASE)
     assert isinstance(keras.optimizers.SGD(), _keras_compat.SAVEABLE_BASE)

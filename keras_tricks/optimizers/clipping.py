@@ -2,8 +2,9 @@
 
 Each function takes a list of gradient tensors (entries may be `None`, for
 variables without a gradient, and come back `None`) and returns the clipped
-list, in `keras.ops`, so it runs inside a compiled train step. Below its
-threshold a gradient is returned unchanged, bit for bit.
+list, in `keras.ops`, so it runs inside a compiled train step on any backend.
+Below its threshold a gradient is returned unchanged, bit for bit. Norms are
+computed in float32 whatever the gradients' dtype.
 
 References:
     Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent
@@ -12,22 +13,69 @@ References:
     Recognition Without Normalization", ICML 2021 (adaptive clipping).
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 from keras import ops
 
 from keras_tricks._validation import check_number, invalid_together
 
+Tensor = Any
+"""A backend tensor, NumPy array or Keras variable."""
 
-def tensor_norms(grads):
-    """Euclidean norm of each gradient (`None` stays `None`), in float32."""
-    return [None if g is None else _norm(g) for g in grads]
+Gradients = Sequence[Tensor | None]
+"""A list of gradients; `None` for a variable without one."""
 
 
-def global_norm(grads):
-    """Euclidean norm of all gradients together: sqrt(sum_i ||g_i||^2)."""
+def sum_squares(g: Tensor) -> Tensor:
+    """Sum of the squared entries of `g`, in float32 (the squared norm).
+
+    Example:
+
+    >>> float(sum_squares(np.array([3.0, 4.0])))
+    25.0
+    """
+    g = ops.cast(ops.convert_to_tensor(g), "float32")
+    return ops.sum(ops.square(g))
+
+
+def tensor_norms(grads: Gradients) -> list[Tensor | None]:
+    """Euclidean norm of each gradient (`None` stays `None`), in float32.
+
+    Example:
+
+    >>> [float(n) for n in tensor_norms([np.array([3.0, 4.0])])]
+    [5.0]
+    """
+    return [None if g is None else ops.sqrt(sum_squares(g)) for g in grads]
+
+
+def combine_norms(norms: Sequence[Tensor | None]) -> Tensor:
+    """Global norm from per-tensor norms (`None` entries skipped).
+
+    Example:
+
+    >>> float(combine_norms([3.0, None, 4.0]))
+    5.0
+    """
+    squares = [ops.square(n) for n in norms if n is not None]
+    if not squares:
+        return ops.zeros((), "float32")
+    return ops.sqrt(ops.sum(ops.stack(squares)))
+
+
+def global_norm(grads: Gradients) -> Tensor:
+    """Euclidean norm of all gradients together: sqrt(sum_i ||g_i||^2).
+
+    Example:
+
+    >>> float(global_norm([np.array([3.0]), None, np.array([4.0])]))
+    5.0
+    """
     return combine_norms(tensor_norms(grads))
 
 
-def clip_by_global_norm(grads, max_norm):
+def clip_by_global_norm(grads: Gradients, max_norm: float) -> list[Tensor | None]:
     """Rescales all gradients together so that their global norm is <= `max_norm`.
 
     g_i <- g_i * max_norm / ||g|| when ||g|| = sqrt(sum_i ||g_i||^2) >
@@ -50,7 +98,7 @@ def clip_by_global_norm(grads, max_norm):
     return scale_to_norm(grads, global_norm(grads), max_norm)
 
 
-def clip_by_norm(grads, max_norm):
+def clip_by_norm(grads: Gradients, max_norm: float) -> list[Tensor | None]:
     """Rescales each gradient on its own so that its norm is <= `max_norm`.
 
     g_i <- g_i * max_norm / ||g_i|| when ||g_i|| > max_norm, else unchanged.
@@ -61,12 +109,19 @@ def clip_by_norm(grads, max_norm):
 
     Returns:
         The list of clipped gradients.
+
+    Example:
+
+    >>> grads = [np.array([3.0, 4.0], "float32"), np.array([0.5], "float32")]
+    >>> big, small = clip_by_norm(grads, 1.0)
+    >>> keras.ops.convert_to_numpy(big), keras.ops.convert_to_numpy(small)
+    (array([0.6, 0.8], dtype=float32), array([0.5], dtype=float32))
     """
     max_norm = check_number("max_norm", max_norm, low=0, low_open=True)
     return clip_each(grads, tensor_norms(grads), max_norm)
 
 
-def clip_by_value(grads, limit):
+def clip_by_value(grads: Gradients, limit: float) -> list[Tensor | None]:
     """Clips every gradient entry to [-limit, limit].
 
     Unlike norm clipping this changes the direction of the gradient.
@@ -77,15 +132,31 @@ def clip_by_value(grads, limit):
 
     Returns:
         The list of clipped gradients.
+
+    Example:
+
+    >>> g = np.array([-3.0, 0.2], "float32")
+    >>> keras.ops.convert_to_numpy(clip_by_value([g], 1.0)[0])
+    array([-1. ,  0.2], dtype=float32)
     """
     limit = check_number("limit", limit, low=0, low_open=True)
     return [None if g is None else ops.clip(g, -limit, limit) for g in grads]
 
 
-def unitwise_norm(x):
-    """Norm of each output unit: over every axis but the last (Keras kernels
-    are `[..., in, out]`); a 1-D weight (bias, scale) or scalar uses its whole
-    norm. The result broadcasts against `x`."""
+def unitwise_norm(x: Tensor) -> Tensor:
+    """Norm of each output unit of a weight or gradient, in float32.
+
+    The norm runs over every axis but the last (Keras kernels are
+    `[..., in, out]`, so the last axis indexes the output units); a 1-D
+    weight (bias, scale) or a scalar uses its whole norm. The result
+    broadcasts against `x`.
+
+    Example:
+
+    >>> kernel = np.array([[3.0, 0.0], [4.0, 1.0]])  # 2 inputs, 2 units
+    >>> keras.ops.convert_to_numpy(unitwise_norm(kernel))
+    array([[5., 1.]], dtype=float32)
+    """
     x = ops.cast(x, "float32")
     if len(x.shape) <= 1:
         return ops.sqrt(ops.sum(ops.square(x)))
@@ -93,7 +164,12 @@ def unitwise_norm(x):
     return ops.sqrt(ops.sum(ops.square(x), axis=axes, keepdims=True))
 
 
-def adaptive_clip(grads, params, clipping=0.01, eps=1e-3):
+def adaptive_clip(
+    grads: Gradients,
+    params: Sequence[Tensor | None],
+    clipping: float = 0.01,
+    eps: float = 1e-3,
+) -> list[Tensor | None]:
     """Unit-wise adaptive gradient clipping (AGC).
 
     For each output unit i of each weight W with gradient G:
@@ -115,6 +191,15 @@ def adaptive_clip(grads, params, clipping=0.01, eps=1e-3):
         ValueError: for `clipping <= 0`, `eps < 0`, or lists of different
             lengths.
 
+    Example:
+
+    >>> weight = np.array([[3.0], [4.0]], "float32")  # one unit of norm 5
+    >>> grad = np.array([[10.0], [0.0]], "float32")
+    >>> (g,) = adaptive_clip([grad], [weight], clipping=0.1)
+    >>> keras.ops.convert_to_numpy(g)  # norm capped at 0.1 * 5
+    array([[0.5],
+           [0. ]], dtype=float32)
+
     Reference:
         Brock, De, Smith & Simonyan, "High-Performance Large-Scale Image
         Recognition Without Normalization", ICML 2021.
@@ -132,7 +217,7 @@ def adaptive_clip(grads, params, clipping=0.01, eps=1e-3):
     ]
 
 
-def normalize(grads, norm=1.0):
+def normalize(grads: Gradients, norm: float = 1.0) -> list[Tensor | None]:
     """Keeps only the direction of the gradient: g <- norm * g / ||g||.
 
     ||g|| is the global norm over all gradients, so the direction of the
@@ -145,6 +230,11 @@ def normalize(grads, norm=1.0):
 
     Returns:
         The list of rescaled gradients.
+
+    Example:
+
+    >>> keras.ops.convert_to_numpy(normalize([np.array([0.3, 0.4], "float32")])[0])
+    array([0.6, 0.8], dtype=float32)
     """
     norm = check_number("norm", norm, low=0, low_open=True)
     total = global_norm(grads)
@@ -156,37 +246,62 @@ _TINY = 1e-30
 """Floor of a divisor norm; any norm it replaces makes the factor unused."""
 
 
-def scale_to_norm(grads, total, max_norm):
-    """Clips `grads` to global norm `max_norm`, given their global norm `total`."""
+def scale_to_norm(grads: Gradients, total: Tensor, max_norm: float) -> list:
+    """Clips `grads` to global norm `max_norm`, given their global norm `total`.
+
+    Example:
+
+    >>> g = np.array([3.0, 4.0], "float32")
+    >>> keras.ops.convert_to_numpy(scale_to_norm([g], 5.0, 1.0)[0])
+    array([0.6, 0.8], dtype=float32)
+    """
     scale = ops.where(total > max_norm, max_norm / ops.maximum(total, _TINY), 1.0)
     return [None if g is None else g * ops.cast(scale, g.dtype) for g in grads]
 
 
-def clip_each(grads, norms, max_norm):
-    """Clips each gradient to norm `max_norm`, given its norm in `norms`."""
+def clip_each(
+    grads: Gradients, norms: Sequence[Tensor | None], max_norm: float
+) -> list[Tensor | None]:
+    """Clips each gradient to norm `max_norm`, given its norm in `norms`.
+
+    Example:
+
+    >>> g = np.array([3.0, 4.0], "float32")
+    >>> keras.ops.convert_to_numpy(clip_each([g], [5.0], 1.0)[0])
+    array([0.6, 0.8], dtype=float32)
+    """
     return [
         None if g is None else scale_to_norm([g], n, max_norm)[0]
         for g, n in zip(grads, norms, strict=True)
     ]
 
 
-def adaptive_unit(grad, param, clipping, eps):
-    """AGC of one gradient; returns `(clipped, whether any unit was clipped)`."""
+def adaptive_unit(
+    grad: Tensor, param: Tensor, clipping: float, eps: float
+) -> tuple[Tensor, Tensor]:
+    """AGC of one gradient; returns `(clipped, whether any unit was clipped)`.
+
+    Example:
+
+    >>> w = np.array([1.0, 0.0], "float32")
+    >>> g, changed = adaptive_unit(w, w, 0.1, 0.0)
+    >>> keras.ops.convert_to_numpy(g), bool(changed)
+    (array([0.1, 0. ], dtype=float32), True)
+    """
+    clipped, changed, _ = adaptive_unit_with_norms(grad, param, clipping, eps)
+    return clipped, changed
+
+
+def adaptive_unit_with_norms(
+    grad: Tensor, param: Tensor, clipping: float, eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`adaptive_unit`, plus the unit-wise norms of `grad` it computed.
+
+    The sum of their squares is the gradient's squared norm, which a caller
+    recording norms then gets without another pass over the gradient.
+    """
     max_norm = clipping * ops.maximum(unitwise_norm(param), eps)
     grad_norm = unitwise_norm(grad)
     over = grad_norm > max_norm
     scale = ops.where(over, max_norm / ops.maximum(grad_norm, _TINY), 1.0)
-    return grad * ops.cast(scale, grad.dtype), ops.any(over)
-
-
-def _norm(g):
-    g = ops.cast(ops.convert_to_tensor(g), "float32")
-    return ops.sqrt(ops.sum(ops.square(g)))
-
-
-def combine_norms(norms):
-    """Global norm from per-tensor norms (`None` entries skipped)."""
-    squares = [ops.square(n) for n in norms if n is not None]
-    if not squares:
-        return ops.zeros((), "float32")
-    return ops.sqrt(ops.sum(ops.stack(squares)))
+    return grad * ops.cast(scale, grad.dtype), ops.any(over), grad_norm

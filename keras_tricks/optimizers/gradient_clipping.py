@@ -7,11 +7,16 @@ loss-scale unscaling and after gradient accumulation, and before decoupled
 weight decay, which is applied to the weights and never clipped.
 """
 
+import functools
 import re
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import keras
 from keras import ops
 
+from keras_tricks import _keras_compat
 from keras_tricks._validation import check_choice, check_number, invalid
 from keras_tricks.optimizers import _distribute, clipping
 
@@ -96,16 +101,16 @@ class GradientClipping(keras.optimizers.Optimizer):
 
     def __init__(
         self,
-        inner_optimizer,
+        inner_optimizer: keras.optimizers.Optimizer,
         *,
-        mode="global_norm",
-        threshold=1.0,
-        skip_nonfinite=True,
-        exclude=None,
-        eps=1e-3,
-        name=None,
-        **kwargs,
-    ):
+        mode: str = "global_norm",
+        threshold: float = 1.0,
+        skip_nonfinite: bool = True,
+        exclude: Sequence[str] | None = None,
+        eps: float = 1e-3,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         _check_keras_arguments(kwargs)
         if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
             raise invalid(
@@ -114,7 +119,7 @@ class GradientClipping(keras.optimizers.Optimizer):
                 "a keras.optimizers.Optimizer instance",
                 TypeError,
             )
-        innermost = _check_inner(inner_optimizer)
+        _check_inner(inner_optimizer)
         self_mode = check_choice("mode", mode, MODES)
         threshold = check_number("threshold", threshold, low=0, low_open=True)
         if not isinstance(skip_nonfinite, bool):
@@ -133,29 +138,37 @@ class GradientClipping(keras.optimizers.Optimizer):
         self.skip_nonfinite = skip_nonfinite
         self.exclude = exclude
         self.eps = eps
-        self._pattern = re.compile("|".join(exclude)) if exclude else None
-        # The variables of the gradients in flight, for the clipping hook;
-        # held in a plain object so that the optimizer does not track them.
-        self._pending = _Pending()
-        # Clip where Keras clips: after unscaling and gradient accumulation.
-        innermost._clip_gradients = self._clip_hook
+        # Python-side facts about the built variables, in a plain object so
+        # that the optimizer's tracker does not collect the variables in it.
+        self._layout = _Layout()
+        # The graphs traced through `apply` are freed with this optimizer.
+        weakref.finalize(
+            self,
+            _keras_compat.forget_custom_gradients,
+            self._layout.custom_gradients,
+        )
 
-    def build(self, var_list):
+    def build(self, var_list: Sequence[keras.Variable]) -> None:
         n = len(var_list)
         self._global_norm = self._record((), "float32", "global_norm")
         self._variable_norms = self._record((n,), "float32", "variable_norms")
-        self._clipped_steps = self._record((), "int64", "clipped_steps")
-        self._skipped_steps = self._record((), "int64", "skipped_steps")
-        self._excluded = [
-            bool(self._pattern and self._pattern.search(v.path)) for v in var_list
-        ]
+        self._clipped_steps = self._record((), "int", "clipped_steps")
+        self._skipped_steps = self._record((), "int", "skipped_steps")
+        pattern = re.compile("|".join(self.exclude)) if self.exclude else None
+        self._layout.variables = list(var_list)
+        self._layout.index = {id(v): i for i, v in enumerate(var_list)}
+        self._layout.excluded = {
+            id(v) for v in var_list if pattern is not None and pattern.search(v.path)
+        }
         if not self.inner_optimizer.built:
             self.inner_optimizer.build(var_list)
         super().build(var_list)
 
-    def _record(self, shape, dtype, name):
+    def _record(self, shape: tuple, dtype: str, name: str) -> keras.Variable:
         # One copy per replica, written without synchronisation: after the
         # all-reduce every replica computes the same values.
+        # "int" is int64 on TensorFlow and int32 on JAX (without x64).
+        dtype = keras.backend.standardize_dtype(dtype)
         return keras.Variable(
             ops.zeros(shape, dtype),
             dtype=dtype,
@@ -166,30 +179,74 @@ class GradientClipping(keras.optimizers.Optimizer):
         )
 
     @property
-    def variables(self):
+    def variables(self) -> list[keras.Variable]:
         return self._variables + self.inner_optimizer.variables
 
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Sets the values of `variables`: this wrapper's and the inner optimizer's.
+
+        Args:
+            weights: one array per entry of `optimizer.variables`, in order
+                (what `[v.numpy() for v in other.variables]` gives).
+
+        Raises:
+            ValueError: if the optimizer is not built, or `weights` does not
+                match `variables` in length or shapes.
+        """
+        if not self.built:
+            raise ValueError(
+                "GradientClipping must be built before `set_weights`: call "
+                "`optimizer.build(model.trainable_variables)` first."
+            )
+        variables = self.variables
+        if len(weights) != len(variables):
+            raise invalid(
+                "weights",
+                weights,
+                f"one array per optimizer variable ({len(variables)}, the "
+                "wrapper's own then the inner optimizer's)",
+            )
+        for variable, weight in zip(variables, weights, strict=True):
+            if tuple(variable.shape) != tuple(ops.shape(weight)):
+                raise invalid(
+                    "weights",
+                    weights,
+                    f"an array of shape {tuple(variable.shape)} for `{variable.path}`",
+                )
+            variable.assign(weight)
+
     @property
-    def global_norm(self):
-        """Pre-clip global gradient norm of the last update step."""
+    def global_norm(self) -> keras.Variable:
+        """Pre-clip global gradient norm of the last step (NaN/Inf if skipped)."""
         return self._global_norm
 
     @property
-    def variable_norms(self):
-        """Pre-clip gradient norm of each trainable variable, last update step."""
+    def variable_norms(self) -> keras.Variable:
+        """Pre-clip gradient norm of each trainable variable, last step."""
         return self._variable_norms
 
     @property
-    def clipped_steps(self):
+    def clipped_steps(self) -> keras.Variable:
         """Number of update steps on which clipping changed the gradient."""
         return self._clipped_steps
 
     @property
-    def skipped_steps(self):
+    def skipped_steps(self) -> keras.Variable:
         """Number of steps skipped for NaN or Inf gradients."""
         return self._skipped_steps
 
-    def apply(self, grads, trainable_variables=None):
+    def scale_loss(self, loss: Any) -> Any:
+        # The trainer scales the loss with the model's optimizer before it
+        # applies the gradients; a loss-scaled inner chain needs to know that
+        # it was this call, not another LossScaleOptimizer's, that scaled it.
+        self._layout.loss_scaled_here = True
+        return self.inner_optimizer.scale_loss(loss)
+
+    def apply(
+        self,
+        grads: Sequence[Any],
+        trainable_variables: Sequence[keras.Variable] | None = None,
+    ) -> None:
         grads = list(grads)
         if trainable_variables is None:
             if not self.built:
@@ -197,99 +254,170 @@ class GradientClipping(keras.optimizers.Optimizer):
                     "GradientClipping must be built before `apply(grads)` "
                     "without variables: call `optimizer.build(variables)`."
                 )
-            trainable_variables = self._trainable_variables
+            trainable_variables = self._layout.variables
         trainable_variables = list(trainable_variables)
         if not self.built:
             with keras.name_scope(self.name):
                 self.build(trainable_variables)
+        loss_scaled = _loss_scaled(self.inner_optimizer)
+        if loss_scaled and not self._layout.loss_scaled_here:
+            raise _double_loss_scaling_error(self.inner_optimizer)
         grads = _distribute.all_reduce_mean(grads)
-        self._pending.variables = [
-            v for g, v in zip(grads, trainable_variables, strict=True) if g is not None
+        # What Keras passes on to its clipping step: no `None` gradient, no
+        # `overwrite_with_gradient` variable (float8 scales: new values, not
+        # gradients), in order.
+        clipped = [
+            (g, v)
+            for g, v in zip(grads, trainable_variables, strict=True)
+            if g is not None and not getattr(v, "overwrite_with_gradient", False)
         ]
-        if not self.skip_nonfinite or _loss_scaled(self.inner_optimizer):
-            if self.skip_nonfinite:
-                self._skipped_steps.assign_add(
-                    ops.cast(ops.logical_not(_finite(grads)), "int64")
+        squares = {}
+        if self.skip_nonfinite and not loss_scaled:
+            # The finiteness test: one reduction per gradient, which XLA
+            # fuses into the ops that produce the gradients.
+            squares = {id(g): clipping.sum_squares(g) for g, _ in clipped}
+        hook = functools.partial(self._clip_hook, [v for _, v in clipped])
+        inner = self.inner_optimizer
+        with (
+            _keras_compat.recording_custom_gradients(self._layout.custom_gradients),
+            _keras_compat.clipping_replaced(_innermost(inner), hook),
+        ):
+            if not self.skip_nonfinite:
+                inner.apply(grads, trainable_variables)
+            elif loss_scaled:
+                # The LossScaleOptimizer must see the step to lower its scale.
+                finite = _finite(grads)
+                inner.apply(grads, trainable_variables)
+                self._count_skipped(finite)
+            else:
+                total = _sum([squares[id(g)] for g, _ in clipped])
+                others = [
+                    g
+                    for g, v in zip(grads, trainable_variables, strict=True)
+                    if g is not None and getattr(v, "overwrite_with_gradient", False)
+                ]
+                finite = ops.isfinite(total)
+                if others:
+                    finite = ops.logical_and(finite, _finite(others))
+                _distribute.apply_if(
+                    finite,
+                    inner.apply,
+                    lambda: self._skip(clipped, squares),
+                    args=(grads, trainable_variables),
+                    variables=[*trainable_variables, *self.variables],
                 )
-            self.inner_optimizer.apply(grads, trainable_variables)
-            return
-        _distribute.apply_if(
-            _finite(grads),
-            self.inner_optimizer.apply,
-            self._count_skipped,
-            args=(grads, trainable_variables),
+
+    def _skip(self, clipped: list, squares: dict) -> None:
+        """Counts a skipped step and records its (non-finite) norms."""
+        self._skipped_steps.assign_add(ops.ones((), self._skipped_steps.dtype))
+        self._write_norms([v for _, v in clipped], [squares[id(g)] for g, _ in clipped])
+
+    def _count_skipped(self, finite: Any) -> None:
+        skipped = ops.logical_not(finite)
+        self._skipped_steps.assign_add(ops.cast(skipped, self._skipped_steps.dtype))
+        self._global_norm.assign(
+            ops.where(skipped, float("nan"), self._global_norm.value)
         )
 
-    def _count_skipped(self):
-        self._skipped_steps.assign_add(1)
+    def _per_variable(self, variables: list, values: list) -> Any:
+        """`values` of `variables` placed in the order the optimizer was built."""
+        per_variable = [ops.zeros((), "float32")] * len(self._layout.variables)
+        for variable, value in zip(variables, values, strict=True):
+            per_variable[self._layout.index[id(variable)]] = value
+        return ops.stack(per_variable)
 
-    def _clip_hook(self, grads):
-        variables = self._pending.variables
-        if variables is None or len(variables) != len(grads):
+    def _write_norms(self, variables: list, squares: list) -> Any:
+        """Records the per-variable and global norms; returns the global one."""
+        total = ops.sqrt(_sum(squares))
+        self._global_norm.assign(total)
+        self._variable_norms.assign(
+            self._per_variable(variables, [ops.sqrt(s) for s in squares])
+        )
+        return total
+
+    def _clip_hook(self, variables: list, grads: list) -> list:
+        """Keras's clipping step, replaced: clips `grads` (of `variables`)."""
+        if len(grads) != len(variables):
             raise RuntimeError(
-                "GradientClipping received gradients it cannot match to "
-                "variables: call `apply` on the GradientClipping optimizer, "
-                "not on its inner optimizer."
+                f"GradientClipping expected {len(variables)} gradients in the "
+                f"inner optimizer's clipping step and received {len(grads)}: "
+                f"Keras {keras.__version__} passes them differently from "
+                f"{_keras_compat.CHECKED_WITH}, for which it was written."
             )
         n = _distribute.replicas()
         if n > 1:
+            # Each replica holds the mean of the replicas' gradients; the
+            # gradient of the global batch is their sum, n times as large.
             grads = [g * n for g in grads]
-        norms = clipping.tensor_norms(grads)
-        total = clipping.combine_norms(norms)
-        clipped, changed = self._clip(grads, variables, norms, total)
-        index = {id(v): i for i, v in enumerate(self._trainable_variables)}
-        per_variable = [ops.zeros((), "float32")] * len(self._trainable_variables)
-        for v, norm in zip(variables, norms, strict=True):
-            per_variable[index[id(v)]] = norm
-        self._global_norm.assign(total)
-        self._variable_norms.assign(ops.stack(per_variable))
-        self._clipped_steps.assign_add(ops.cast(changed, "int64"))
+        # The norms are computed here, inside the update, even when the
+        # finiteness test computed them before: left with elementwise work
+        # only, the skip `cond` is turned by XLA into a select between
+        # copies of every weight and slot, which moves twice the bytes.
+        if self.mode == "adaptive":
+            clipped, changed, squares = self._adaptive(grads, variables)
+            total = self._write_norms(variables, squares)
+        else:
+            squares = [clipping.sum_squares(g) for g in grads]
+            total = self._write_norms(variables, squares)
+            clipped, changed = self._clip(grads, squares, total)
+        # With a LossScaleOptimizer inside, or `skip_nonfinite=False`, a
+        # non-finite step comes through here: it is not a clipped one.
+        changed = ops.logical_and(changed, ops.isfinite(total))
+        self._clipped_steps.assign_add(ops.cast(changed, self._clipped_steps.dtype))
         if n > 1:
             clipped = [g / n for g in clipped]
         return clipped
 
-    def _clip(self, grads, variables, norms, total):
+    def _clip(self, grads: list, squares: list, total: Any) -> tuple:
         t = self.threshold
         if self.mode == "global_norm":
             return clipping.scale_to_norm(grads, total, t), total > t
         if self.mode == "norm":
+            norms = [ops.sqrt(s) for s in squares]
             return clipping.clip_each(grads, norms, t), ops.any(ops.stack(norms) > t)
         if self.mode == "value":
             peak = ops.max(ops.stack([ops.max(ops.abs(g)) for g in grads]))
             return clipping.clip_by_value(grads, t), ops.cast(peak, "float32") > t
-        if self.mode == "normalize":
-            changed = ops.logical_and(total > 0, ops.not_equal(total, t))
-            return clipping.normalize(grads, t), changed
-        out, flags = [], []
+        changed = ops.logical_and(total > 0, ops.not_equal(total, t))
+        scale = ops.where(total > 0, t / ops.maximum(total, clipping._TINY), 1.0)
+        return [g * ops.cast(scale, g.dtype) for g in grads], changed
+
+    def _adaptive(self, grads: list, variables: list) -> tuple:
+        """AGC of every gradient not excluded; squared norms from its unit norms."""
+        out, flags, squares = [], [], []
         for g, v in zip(grads, variables, strict=True):
-            if self._excluded[self._trainable_variables_indices[self._var_key(v)]]:
-                out.append(g)
+            if id(v) in self._layout.excluded:
+                # A new tensor, not the captured input: inside a `cond`
+                # branch, TensorFlow's all-reduce wants every gradient from
+                # the branch's graph.
+                out.append(ops.copy(g))
+                squares.append(clipping.sum_squares(g))
                 continue
-            g, flag = clipping.adaptive_unit(g, v, t, self.eps)
+            g, flag, unit_norms = clipping.adaptive_unit_with_norms(
+                g, v, self.threshold, self.eps
+            )
             out.append(g)
             flags.append(flag)
+            squares.append(ops.sum(ops.square(unit_norms)))
         changed = ops.any(ops.stack(flags)) if flags else ops.array(False)
-        return out, changed
+        return out, changed, squares
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> Any:
         return self.inner_optimizer.learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, learning_rate):
+    def learning_rate(self, learning_rate: Any) -> None:
         self.inner_optimizer.learning_rate = learning_rate
 
     @property
-    def iterations(self):
+    def iterations(self) -> Any:
         return self.inner_optimizer.iterations
 
-    def scale_loss(self, loss):
-        return self.inner_optimizer.scale_loss(loss)
-
-    def finalize_variable_values(self, var_list):
+    def finalize_variable_values(self, var_list: Sequence[keras.Variable]) -> None:
         self.inner_optimizer.finalize_variable_values(var_list)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         # Like LossScaleOptimizer: the base optimizer's own arguments
         # (learning rate, weight decay, ...) belong to the inner optimizer.
         return {
@@ -305,7 +433,9 @@ class GradientClipping(keras.optimizers.Optimizer):
         }
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(
+        cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None
+    ) -> "GradientClipping":
         config = dict(config)
         inner = keras.saving.deserialize_keras_object(
             config.pop("inner_optimizer"), custom_objects=custom_objects
@@ -313,11 +443,18 @@ class GradientClipping(keras.optimizers.Optimizer):
         return cls(inner, **config)
 
 
-class _Pending:
-    variables = None
+class _Layout:
+    """What `build` learnt about the variables (not tracked by Keras)."""
+
+    def __init__(self) -> None:
+        self.variables: list = []
+        self.index: dict[int, int] = {}
+        self.excluded: set[int] = set()
+        self.loss_scaled_here = False
+        self.custom_gradients: list[str] = []
 
 
-def _check_keras_arguments(kwargs):
+def _check_keras_arguments(kwargs: dict[str, Any]) -> None:
     for argument in KERAS_CLIP_ARGUMENTS:
         if kwargs.get(argument) is not None:
             raise invalid(
@@ -339,15 +476,15 @@ def _check_keras_arguments(kwargs):
         )
 
 
-def _chain(optimizer):
+def _chain(optimizer: Any) -> Iterator[Any]:
     """`optimizer` and the optimizers it wraps, outermost first."""
     while optimizer is not None:
         yield optimizer
         optimizer = getattr(optimizer, "inner_optimizer", None)
 
 
-def _check_inner(optimizer):
-    """Validates the wrapped chain and returns its innermost optimizer."""
+def _check_inner(optimizer: keras.optimizers.Optimizer) -> None:
+    """Validates the wrapped chain."""
     chain = list(_chain(optimizer))
     for member in chain:
         if isinstance(member, GradientClipping):
@@ -367,16 +504,41 @@ def _check_inner(optimizer):
                     fix="It would clip twice, and per replica under "
                     "tf.distribute; remove it and set `mode`/`threshold`",
                 )
-    return chain[-1]
 
 
-def _loss_scaled(optimizer):
+def _innermost(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The optimizer at the end of the `inner_optimizer` chain: it clips."""
+    return list(_chain(optimizer))[-1]
+
+
+def _loss_scaled(optimizer: keras.optimizers.Optimizer) -> bool:
     return any(
         isinstance(m, keras.optimizers.LossScaleOptimizer) for m in _chain(optimizer)
     )
 
 
-def _finite(grads):
+def _finite(grads: Sequence[Any]) -> Any:
     return ops.all(
         ops.stack([ops.all(ops.isfinite(g)) for g in grads if g is not None])
+    )
+
+
+def _sum(values: Sequence[Any]) -> Any:
+    if not values:
+        return ops.zeros((), "float32")
+    return ops.sum(ops.stack(values))
+
+
+def _double_loss_scaling_error(inner: keras.optimizers.Optimizer) -> ValueError:
+    return ValueError(
+        f"GradientClipping wraps a LossScaleOptimizer (inner optimizer: "
+        f"{type(inner).__name__}) but its `scale_loss` was not called before "
+        "`apply`: another "
+        "optimizer scaled the loss, and the gradients would be unscaled twice. "
+        "Under the 'mixed_float16' dtype policy, `model.compile` wraps the "
+        "optimizer in a LossScaleOptimizer of its own: pass "
+        "`GradientClipping(<optimizer>)` without the LossScaleOptimizer and "
+        "let `compile` add it (GradientClipping then clips the unscaled "
+        "gradients), or compile with `auto_scale_loss=False`. In a custom "
+        "training loop, scale the loss with this optimizer's `scale_loss`."
     )

@@ -43,13 +43,7 @@ NOT_CALLBACKS = {
     "find_learning_rate",
     "weight_penalty",
 }
-JOINS_ON_H1 = pytest.mark.xfail(
-    strict=True, reason="GradientMonitor joins the family on branch h1-optimizers"
-)
-FAMILY = [
-    pytest.param(name, marks=JOINS_ON_H1 if name == "GradientMonitor" else ())
-    for name in sorted(EXAMPLES)
-]
+FAMILY = sorted(EXAMPLES)
 
 CURVE = [1.0, 0.8, 0.9, 0.95, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1]
 

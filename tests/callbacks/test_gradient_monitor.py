@@ -1,11 +1,16 @@
 """GradientMonitor: logs, warnings and stopping, on real fits."""
 
+import copy
+import warnings
+
 import keras
 import numpy as np
 import pytest
 
 from keras_tricks.callbacks import GradientMonitor
+from keras_tricks.callbacks._base import TrainingCallback
 from keras_tricks.optimizers import GradientClipping
+from tests.optimizers import _linear
 
 
 def _mlp(activation, initializer, depth, optimizer):
@@ -47,7 +52,7 @@ def test_logs_match_numpy_for_one_step(digits, wrapped):
             )
         )
         weight = np.sqrt(sum((b**2).sum() for b in before[2 * i : 2 * i + 2]))
-        key = f"{model.name}/{layer.name}"
+        key = layer.name
         # SGD: the update is lr * g, so ||g_layer|| = ||delta|| / lr.
         assert logs[f"grad_norm/{key}"] == pytest.approx(delta / 0.1, rel=1e-4)
         assert logs[f"update_ratio/{key}"] == pytest.approx(delta / weight, rel=1e-4)
@@ -68,8 +73,8 @@ def test_vanishing_in_deep_sigmoid_not_in_relu_he(digits):
     with pytest.warns(UserWarning, match="epoch 1: vanishing gradients in layer"):
         sigmoid.fit(x, y, batch_size=64, verbose=0, callbacks=[monitor])
     flagged = monitor.vanishing[0]
-    assert f"{sigmoid.name}/{sigmoid.layers[0].name}" in flagged
-    assert f"{sigmoid.name}/{sigmoid.layers[-1].name}" not in flagged
+    assert sigmoid.layers[0].name in flagged
+    assert sigmoid.layers[-1].name not in flagged
     relu = _mlp("relu", "he_normal", 20, keras.optimizers.SGD(0.01))
     monitor = GradientMonitor()
     relu.fit(x, y, batch_size=64, verbose=0, callbacks=[monitor])
@@ -110,9 +115,20 @@ def test_plain_fit_afterwards_is_not_instrumented(digits):
 
 
 def test_config_round_trip():
-    monitor = GradientMonitor(vanishing_threshold=1e-4, stop_on_nonfinite=True)
+    monitor = GradientMonitor(
+        vanishing_threshold=1e-4,
+        stop_on_nonfinite=True,
+        per_layer=False,
+        layers=["head"],
+        ratio_every=3,
+    )
+    assert isinstance(monitor, TrainingCallback)
     clone = GradientMonitor.from_config(monitor.get_config())
     assert clone.get_config() == monitor.get_config()
+    config = keras.saving.serialize_keras_object(monitor)
+    restored = keras.saving.deserialize_keras_object(config)
+    assert restored.get_config() == monitor.get_config()
+    assert copy.deepcopy(monitor).get_config() == monitor.get_config()
 
 
 @pytest.mark.parametrize(
@@ -122,8 +138,183 @@ def test_config_round_trip():
         ({"vanishing_threshold": 1.5}, ValueError, "vanishing_threshold=1.5"),
         ({"exploding_threshold": -1.0}, ValueError, "exploding_threshold=-1.0"),
         ({"stop_on_nonfinite": "yes"}, TypeError, "stop_on_nonfinite='yes'"),
+        ({"per_layer": 1}, TypeError, "per_layer=1"),
+        ({"layers": "head"}, TypeError, "layers='head'"),
+        ({"ratio_every": 0}, ValueError, "ratio_every=0"),
+        ({"ratio_every": 2.5}, TypeError, "ratio_every=2.5"),
     ],
 )
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         GradientMonitor(**kwargs)
+
+
+def _expected_figures(x, y, clip, ratio_every):
+    """The monitor's figures for one epoch of SGD(0.1), in NumPy."""
+    weights = _linear.weights()
+    norms, layer_norms, ratios, nonfinite = [], [], [], 0
+    for step, (xb, yb) in enumerate(_linear.batches(x, y)):
+        grads = _linear.grads(weights, xb, yb)
+        if not all(np.isfinite(g).all() for g in grads):
+            nonfinite += 1  # skipped by GradientClipping
+            continue
+        layers = [
+            np.sqrt((grads[i] ** 2).sum() + (grads[i + 1] ** 2).sum()) for i in (0, 2)
+        ]
+        total = np.sqrt(sum((g**2).sum() for g in grads))
+        scale = min(1.0, clip / total) if clip else 1.0
+        new = [w - 0.1 * scale * g for w, g in zip(weights, grads, strict=True)]
+        if step % ratio_every == 0:
+            ratios.append(
+                [
+                    np.sqrt(sum(((new[j] - weights[j]) ** 2).sum() for j in (i, i + 1)))
+                    / np.sqrt(sum((weights[j] ** 2).sum() for j in (i, i + 1)))
+                    for i in (0, 2)
+                ]
+            )
+        norms.append(total)
+        layer_norms.append(layers)
+        weights = new
+    return {
+        "grad_norm_mean": np.mean(norms),
+        "grad_norm_max": np.max(norms),
+        "grad_nonfinite_steps": nonfinite,
+        "grad_norm/hidden": np.mean(layer_norms, axis=0)[0],
+        "grad_norm/head": np.mean(layer_norms, axis=0)[1],
+        "update_ratio/hidden": np.mean(ratios, axis=0)[0],
+        "update_ratio/head": np.mean(ratios, axis=0)[1],
+    }
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize(
+    ("clip", "ratio_every"), [(None, 1), (0.5, 2)], ids=["sgd", "clipped-sampled"]
+)
+def test_figures_match_numpy_on_every_backend(clip, ratio_every):
+    """Issues 13 and 17: the same figures on TensorFlow and JAX (jit); the
+    update ratio sampled every `ratio_every` steps equals the every-step
+    ratio on the steps it is taken; GradientClipping's skipped NaN step is
+    counted (issue 12 item 4)."""
+    x, y = _linear.data(nan_batch=None if clip is None else 1, n_batches=4)
+    optimizer = keras.optimizers.SGD(0.1)
+    if clip is not None:
+        optimizer = GradientClipping(optimizer, threshold=clip)
+    net = _linear.model(optimizer)
+    monitor = GradientMonitor(ratio_every=ratio_every)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        history = net.fit(
+            x,
+            y,
+            batch_size=_linear.BATCH,
+            shuffle=False,
+            verbose=0,
+            callbacks=[monitor],
+        )
+    expected = _expected_figures(x, y, clip, ratio_every)
+    logs = {k: v[0] for k, v in history.history.items() if k != "loss"}
+    assert sorted(logs) == sorted(expected)
+    for key, value in expected.items():
+        assert logs[key] == pytest.approx(value, rel=1e-5), key
+    assert "stateless_apply" not in vars(net.optimizer)
+    assert "apply" not in vars(net.optimizer)
+
+
+class _RaiseAt(keras.callbacks.Callback):
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.jax
+def test_fit_that_raises_leaves_the_model_uninstrumented():
+    """Issue 12 item 3, issue 15: Keras skips `on_train_end` when `fit`
+    raises; the next plain `fit` trains and removes the instrumentation."""
+    x, y = _linear.data(nan_batch=0)
+    net = _linear.model(keras.optimizers.SGD(0.1))
+    plain = net.train_function
+    monitor = GradientMonitor(stop_on_nonfinite=True)
+    with pytest.raises(KeyboardInterrupt), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.fit(
+            x,
+            y,
+            batch_size=_linear.BATCH,
+            shuffle=False,
+            verbose=0,
+            callbacks=[monitor, _RaiseAt(1)],
+        )
+    for target in (net.optimizer, net):
+        assert not {"apply", "stateless_apply", "train_step"} & set(vars(target))
+    before = net.get_weights()
+    np.testing.assert_array_equal(before[0], _linear.weights()[0])  # frozen
+    x, y = _linear.data()
+    net.fit(x, y, batch_size=_linear.BATCH, shuffle=False, verbose=0)
+    for a, b in zip(net.get_weights(), before, strict=True):
+        assert not np.array_equal(a, b)
+    assert net.train_function is plain or plain is None
+
+
+def test_keys_layers_filter_and_per_layer(digits):
+    """Issue 16: stable keys (no model name), `layers` and `per_layer`."""
+    (x, y), _ = digits
+    keys = []
+    for kwargs in ({}, {"layers": ["dense_a", "out"]}, {"per_layer": False}):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((64,)),
+                keras.layers.Dense(8, name="dense_a"),
+                keras.layers.Dense(8, name="dense_b"),
+                keras.layers.Dense(10, name="out"),
+            ]
+        )
+        model.compile(keras.optimizers.SGD(0.01), "mse")
+        history = model.fit(
+            x[:16],
+            np.eye(10)[y[:16]],
+            verbose=0,
+            callbacks=[GradientMonitor(**kwargs)],
+        )
+        assert not any(model.name in key for key in history.history)
+        keys.append(sorted(k for k in history.history if "/" in k))
+    assert keys[0] == sorted(
+        f"{kind}/{layer}"
+        for kind in ("grad_norm", "update_ratio")
+        for layer in ("dense_a", "dense_b", "out")
+    )
+    assert keys[1] == [
+        "grad_norm/dense_a",
+        "grad_norm/out",
+        "update_ratio/dense_a",
+        "update_ratio/out",
+    ]
+    assert keys[2] == []
+    with pytest.raises(ValueError, match="'nope' matches none of"):
+        model.fit(
+            x[:16],
+            np.eye(10)[y[:16]],
+            verbose=0,
+            callbacks=[GradientMonitor(layers=["nope"])],
+        )
+
+
+@pytest.mark.parametrize("monitor_first", [True, False])
+def test_csv_logger_gets_the_figures_in_either_order(digits, tmp_path, monitor_first):
+    """Issue 16: the figures are in the logs before any `on_epoch_end`."""
+    (x, y), _ = digits
+    model = _mlp("relu", "he_normal", 1, keras.optimizers.SGD(0.01))
+    path = tmp_path / "log.csv"
+    callbacks = [GradientMonitor(per_layer=False), keras.callbacks.CSVLogger(path)]
+    if not monitor_first:
+        callbacks.reverse()
+    model.fit(x[:64], y[:64], batch_size=32, epochs=2, verbose=0, callbacks=callbacks)
+    header, *rows = path.read_text().splitlines()
+    assert {"grad_norm_mean", "grad_norm_max", "grad_nonfinite_steps"} <= set(
+        header.split(",")
+    )
+    assert len(rows) == 2

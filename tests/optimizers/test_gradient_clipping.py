@@ -3,10 +3,10 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_tricks.optimizers import GradientClipping, clip_by_global_norm
 from tests.helpers import assert_roundtrip
+from tests.optimizers import _linear
 
 SHAPES = [(4, 3), (3,)]
 
@@ -147,10 +147,11 @@ def test_clips_unscaled_gradients_with_loss_scaling(rng, order):
         opt = keras.optimizers.LossScaleOptimizer(
             GradientClipping(keras.optimizers.SGD(1.0)), scale
         )
+    # A custom loop scales the loss with the optimizer it steps with.
+    assert float(opt.scale_loss(1.0)) == scale
     new = _step(opt, values, [g * scale for g in grads])
     step = np.sqrt(sum(((w - v) ** 2).sum() for w, v in zip(new, values, strict=True)))
     assert step == pytest.approx(1.0, rel=1e-5)  # threshold, not threshold * scale
-    assert float(opt.scale_loss(1.0)) == scale
 
 
 def test_skip_nonfinite_changes_nothing(rng):
@@ -245,6 +246,8 @@ def test_save_load_resumes_exactly(digits, tmp_path):
 
 
 def _distributed_step(strategy, optimizer_fn, x, y):
+    import tensorflow as tf
+
     keras.utils.set_random_seed(0)
     scope = strategy.scope() if strategy else tf.distribute.get_strategy().scope()
     with scope:
@@ -308,3 +311,308 @@ def test_inner_must_be_a_keras_optimizer():
         GradientClipping("sgd")
     with pytest.raises(ValueError, match="not already a GradientClipping"):
         GradientClipping(GradientClipping(keras.optimizers.SGD(0.1)))
+
+
+def test_wrapping_leaves_the_inner_optimizer_as_it_was(rng):
+    """Issue 12 item 13: a wrapped optimizer keeps working on its own."""
+    values, grads = _setup(rng)
+    inner = keras.optimizers.SGD(1.0)
+    tight = GradientClipping(inner, threshold=0.5)
+    loose = GradientClipping(inner, threshold=2.0)
+    assert "_clip_gradients" not in vars(inner)
+    variables = [keras.Variable(v) for v in values]
+    tight.apply(grads, variables)
+    assert "_clip_gradients" not in vars(inner)
+    after_tight = [v.numpy().copy() for v in variables]
+    loose.apply(grads, variables)
+    inner.apply([keras.ops.convert_to_tensor(g) for g in grads], variables)
+    # The second wrapper clips to its own threshold, the inner alone not at all.
+    expected = [
+        v - c1 - c2 - g
+        for v, c1, c2, g in zip(
+            values,
+            _expected_clip("global_norm", grads, values, 0.5),
+            _expected_clip("global_norm", grads, values, 2.0),
+            grads,
+            strict=True,
+        )
+    ]
+    np.testing.assert_allclose(
+        after_tight[0],
+        values[0] - _expected_clip("global_norm", grads, values, 0.5)[0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    for var, e in zip(variables, expected, strict=True):
+        np.testing.assert_allclose(var.numpy(), e, rtol=1e-5, atol=1e-5)
+    assert int(tight.clipped_steps.numpy()) == int(loose.clipped_steps.numpy()) == 1
+
+
+def test_inner_optimizer_used_alone_in_fit_after_wrapping(digits):
+    (x, y), _ = digits
+    inner = keras.optimizers.SGD(0.1)
+    GradientClipping(inner, threshold=1e-6)
+    model = _digits_mlp(inner, depth=1, jit=False)
+    before = model.get_weights()
+    model.fit(x[:64], y[:64], batch_size=64, verbose=0)
+    reference = _digits_mlp(keras.optimizers.SGD(0.1), depth=1, jit=False)
+    reference.fit(x[:64], y[:64], batch_size=64, verbose=0)
+    for a, b, c in zip(
+        model.get_weights(), reference.get_weights(), before, strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # unclipped
+        assert not np.array_equal(a, c)
+
+
+@pytest.fixture
+def mixed_precision():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def _policy_run(x, y, make_optimizer):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(10),
+            keras.layers.Activation("softmax", dtype="float32"),
+        ]
+    )
+    model.compile(make_optimizer(), "sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=32, shuffle=False, verbose=0)
+    clipper = model.optimizer
+    while not isinstance(clipper, GradientClipping):
+        clipper = clipper.inner_optimizer
+    return model, float(clipper.global_norm.numpy())
+
+
+def _clip_sgd():
+    return GradientClipping(keras.optimizers.SGD(0.5), threshold=0.5)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_clip_sgd, lambda: keras.optimizers.LossScaleOptimizer(_clip_sgd())],
+    ids=["compile-adds-loss-scaling", "loss-scaling-outside"],
+)
+def test_mixed_precision_trains_like_float32(digits, make):
+    """Issue 12 item 1: both orders give float32's norms and steps."""
+    (x, y), _ = digits
+    x, y = x[:64], y[:64]
+    reference, norm = _policy_run(x, y, _clip_sgd)
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model, mixed_norm = _policy_run(x, y, make)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert mixed_norm == pytest.approx(norm, rel=1e-2)
+    for a, b in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(a.astype("float32"), b, rtol=0, atol=2e-3)
+
+
+def test_loss_scaling_inside_under_mixed_precision_is_refused(digits, mixed_precision):
+    """Issue 12 item 1: the order that would unscale twice names the fix."""
+    (x, y), _ = digits
+
+    def make():
+        return GradientClipping(
+            keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.5))
+        )
+
+    with pytest.raises(ValueError, match="auto_scale_loss=False"):
+        _policy_run(x[:32], y[:32], make)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager-graph", "jit"])
+def test_adaptive_with_exclude_trains_in_fit(digits, jit):
+    """Issue 12 item 2: the excluded head takes the plain SGD step."""
+    (x, y), _ = digits
+    x, y = x[:32], y[:32]
+
+    def optimizer():
+        return GradientClipping(
+            keras.optimizers.SGD(0.1), mode="adaptive", threshold=1e-4, exclude=["head"]
+        )
+
+    model = _digits_mlp(optimizer(), depth=1, jit=jit)
+    plain = _digits_mlp(keras.optimizers.SGD(0.1), depth=1, jit=jit)
+    before = model.get_weights()
+    model.fit(x, y, batch_size=32, verbose=0)
+    plain.fit(x, y, batch_size=32, verbose=0)
+    ours, theirs = model.get_weights(), plain.get_weights()
+    for a, b in zip(ours[2:], theirs[2:], strict=True):  # the head: unclipped
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # The hidden kernel: plain SGD's gradient, clipped unit by unit.
+    grad = (before[0] - theirs[0]) / 0.1
+    limit = 1e-4 * np.linalg.norm(before[0], axis=0)
+    norm = np.linalg.norm(grad, axis=0)
+    expected = before[0] - 0.1 * grad * np.where(norm > limit, limit / norm, 1.0)
+    np.testing.assert_allclose(ours[0], expected, rtol=0, atol=1e-7)
+    assert int(model.optimizer.clipped_steps.numpy()) == 1
+
+
+def test_overwrite_with_gradient_variables_are_left_to_keras(rng):
+    """Issue 12 item 9: float8 scale variables take their "gradient" as value."""
+    values, grads = _setup(rng)
+    scale = keras.Variable(np.ones(3, "float32"), trainable=True)
+    scale.overwrite_with_gradient = True
+    new_scale = np.full(3, 7.0, "float32")
+    variables = [keras.Variable(v) for v in values] + [scale]
+    opt = GradientClipping(keras.optimizers.SGD(1.0), threshold=1.0)
+    opt.apply([*grads, new_scale], variables)
+    np.testing.assert_array_equal(scale.numpy(), new_scale)
+    clipped = _expected_clip("global_norm", grads, values, 1.0)
+    for var, v, c in zip(variables, values, clipped, strict=False):
+        np.testing.assert_allclose(var.numpy(), v - c, rtol=1e-5, atol=1e-6)
+    norms = [np.linalg.norm(g) for g in grads]
+    np.testing.assert_allclose(opt.variable_norms.numpy(), [*norms, 0.0], rtol=1e-5)
+
+
+def test_float8_model_trains_like_keras_global_clipnorm(rng):
+    """Issue 12 item 9: `model.quantize("float8")` then `fit`."""
+    x = rng.standard_normal((32, 8)).astype("float32")
+    y = rng.standard_normal((32, 4)).astype("float32")
+
+    def fitted(optimizer):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+        model.quantize("float8")
+        model.compile(optimizer, "mse")
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    ours = fitted(GradientClipping(keras.optimizers.SGD(0.1), threshold=0.1))
+    theirs = fitted(keras.optimizers.SGD(0.1, global_clipnorm=0.1))
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_set_weights_covers_the_inner_state(rng):
+    """Issue 12 item 12."""
+    values, grads = _setup(rng)
+    source = GradientClipping(keras.optimizers.Adam(0.1))
+    _step(source, values, grads, steps=2)
+    target = GradientClipping(keras.optimizers.Adam(0.1))
+    target.build([keras.Variable(v) for v in values])
+    target.set_weights([v.numpy() for v in source.variables])
+    assert len(target.variables) == len(source.variables) > 6
+    for a, b in zip(target.variables, source.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match="one array per optimizer variable"):
+        target.set_weights([v.numpy() for v in source.variables][:-1])
+
+
+def test_skipped_step_shows_as_nan_in_the_epoch_loss(digits):
+    """Issue 12 item 7 (documented interaction): the skipped batch's loss is
+    in Keras's epoch mean, so loss-monitoring callbacks see NaN."""
+    (x, y), _ = digits
+    x = x[:96].copy()
+    x[40, 3] = np.nan  # the second batch of 32
+    model = _digits_mlp(GradientClipping(keras.optimizers.SGD(0.1)), depth=1, jit=False)
+    stopper = keras.callbacks.EarlyStopping("loss", patience=0)
+    plateau = keras.callbacks.ReduceLROnPlateau("loss", patience=0, factor=0.5)
+    history = model.fit(
+        x,
+        y[:96],
+        epochs=2,
+        batch_size=32,
+        shuffle=False,
+        verbose=0,
+        callbacks=[stopper, plateau],
+    )
+    assert np.isnan(history.history["loss"]).all()
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert int(model.optimizer.skipped_steps.numpy()) == 2
+    # The first epoch's NaN becomes the best value, and NaN never improves
+    # on it: the second epoch counts as a plateau.
+    assert stopper.stopped_epoch == 1
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.05)
+    # TerminateOnNaN stops at the skipped batch itself.
+    model = _digits_mlp(GradientClipping(keras.optimizers.SGD(0.1)), depth=1, jit=False)
+    model.fit(
+        x,
+        y[:96],
+        epochs=2,
+        batch_size=32,
+        shuffle=False,
+        verbose=0,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
+    )
+    assert int(model.optimizer.iterations.numpy()) == 1
+    assert int(model.optimizer.skipped_steps.numpy()) == 1
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize(
+    ("mode", "threshold"),
+    [
+        ("global_norm", 1.0),
+        ("norm", 0.5),
+        ("value", 0.1),
+        ("adaptive", 0.05),
+        ("normalize", 0.5),
+    ],
+)
+def test_fit_matches_numpy_on_every_backend(mode, threshold):
+    """Issue 13: inside a jit-compiled `fit`, every mode, the skipped NaN
+    step, the records and `exclude` give the NumPy numbers, on TensorFlow
+    and on JAX."""
+    x, y = _linear.data(nan_batch=1)
+    exclude = ["head"] if mode == "adaptive" else None
+    net = _linear.model(
+        GradientClipping(
+            keras.optimizers.SGD(0.1), mode=mode, threshold=threshold, exclude=exclude
+        )
+    )
+    net.fit(x, y, batch_size=_linear.BATCH, shuffle=False, verbose=0)
+    weights, clipped_steps, skipped_steps = _linear.weights(), 0, 0
+    for xb, yb in _linear.batches(x, y):
+        grads = _linear.grads(weights, xb, yb)
+        if not all(np.isfinite(g).all() for g in grads):
+            skipped_steps += 1
+            continue
+        clipped = _expected_clip(mode, grads, weights, threshold)
+        if exclude:  # the head's kernel and bias
+            clipped[2:] = grads[2:]
+        clipped_steps += any(
+            not np.array_equal(c, g) for c, g in zip(clipped, grads, strict=True)
+        )
+        weights = [w - 0.1 * c for w, c in zip(weights, clipped, strict=True)]
+        norms = [np.linalg.norm(g) for g in grads]
+    for a, b in zip(net.get_weights(), weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    opt = net.optimizer
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(opt.variable_norms), norms, rtol=1e-5
+    )
+    assert float(opt.global_norm.numpy()) == pytest.approx(
+        np.linalg.norm(norms), rel=1e-5
+    )
+    assert int(opt.clipped_steps.numpy()) == clipped_steps
+    assert int(opt.skipped_steps.numpy()) == skipped_steps == 1
+
+
+def test_a_dropped_model_leaves_no_graph_in_the_gradient_registry(digits):
+    """Issue 12 item 16: TensorFlow's custom-gradient registry would keep
+    every traced train graph (the benchmark measures the memory)."""
+    import gc
+
+    from tensorflow.python.framework import ops
+
+    (x, y), _ = digits
+    before = set(ops._gradient_registry._registry)
+    model = _digits_mlp(GradientClipping(keras.optimizers.SGD(0.1)), depth=1)
+    model.fit(x[:32], y[:32], batch_size=32, verbose=0)
+    added = set(ops._gradient_registry._registry) - before
+    assert any(name.startswith("CustomGradient-") for name in added)
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+    left = set(ops._gradient_registry._registry) - before
+    assert not any(name.startswith("CustomGradient-") for name in left)

@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import numbers
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,8 +143,11 @@ class Setup:
         return setup
 
     def initializer(self) -> Any:
-        """A kernel initializer; successive calls draw different weights.
+        """A new kernel initializer with its own integer seed.
 
+        Successive calls give different seeds (so layers of equal shape get
+        different weights), drawn from `seed`, or from Python's `random`
+        (which `keras.utils.set_random_seed` seeds) when `seed` is `None`.
         Keras's default (`"glorot_uniform"`) when `init` is off.
         """
         if self.init is None:
@@ -155,8 +159,8 @@ class Setup:
         if isinstance(self.init, keras.initializers.Initializer):
             return self.init
         if self._seeds is None:
-            self._seeds = keras.random.SeedGenerator(self.seed)
-        return initializers.get(self.init, seed=self._seeds)
+            self._seeds = random.Random(self.seed) if self.seed is not None else random
+        return initializers.get(self.init, seed=self._seeds.randrange(2**31))
 
     def normalization(self) -> Any:
         """A new normalisation layer, or `None` when `bn` is off."""

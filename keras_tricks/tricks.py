@@ -57,14 +57,14 @@ linear scale, a float on a log scale."""
 GHOST_BATCH_SIZE = 16
 """Virtual batch size of the `"ghost"` normalisation choice."""
 
-CLIPPING = {
+CLIPPING: dict[str, dict[str, Any]] = {
     "global_norm_1": {"mode": "global_norm", "threshold": 1.0},
     "global_norm_10": {"mode": "global_norm", "threshold": 10.0},
     "adaptive": {"mode": "adaptive", "threshold": 0.01},
 }
 """`GradientClipping` arguments of each `clip` choice other than `"none"`."""
 
-STOPPING = {
+STOPPING: dict[str, dict[str, Any]] = {
     "patience": {"patience": 5},
     "gl": {"alpha": 5.0},
     "pq": {"alpha": 0.5, "strip_length": 5},
@@ -274,12 +274,12 @@ class Trick:
             return (
                 isinstance(value, numbers.Integral)
                 and not isinstance(value, bool)
-                and value >= 1
+                and int(value) >= 1
             )
         return (
             isinstance(value, numbers.Real)
             and not isinstance(value, bool)
-            and self.bounds[0] <= value <= self.bounds[1]
+            and self.bounds[0] <= float(value) <= self.bounds[1]
         )
 
     def check(self, value: Any) -> Any:

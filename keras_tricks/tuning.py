@@ -34,7 +34,7 @@ import numbers
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -45,7 +45,10 @@ from keras_tricks._validation import invalid
 from keras_tricks.report import Report
 from keras_tricks.tricks import Setup
 
-keras_tuner = require("keras_tuner", "tuner", "keras_tricks.tuning")
+if TYPE_CHECKING:
+    import keras_tuner
+else:
+    keras_tuner = require("keras_tuner", "tuner", "keras_tricks.tuning")
 
 TRICKS: tuple[str, ...] = registry.TUNER_TRICKS
 """Every trick `TricksHyperModel` can sample, in sampling order."""
@@ -60,7 +63,9 @@ class _Ranges(dict):
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return super().__contains__(registry.ALIASES.get(key, key))  # type: ignore[arg-type]
+        if isinstance(key, str):
+            key = registry.ALIASES.get(key, key)
+        return super().__contains__(key)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default

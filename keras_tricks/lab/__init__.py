@@ -10,6 +10,7 @@ be read without importing Keras.
 """
 
 import importlib
+from typing import Any
 
 _EXPORTS = {
     "AblationResult": "ablation",
@@ -37,7 +38,7 @@ _DATASETS = ("LabDataset", "load_dataset", "load_lab_dataset")
 __all__ = sorted([*_EXPORTS, *_DATASETS])
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _DATASETS:
         return getattr(importlib.import_module("keras_tricks.datasets"), name)
     if name in _EXPORTS:
@@ -46,5 +47,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_tricks.lab' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

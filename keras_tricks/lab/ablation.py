@@ -96,7 +96,7 @@ def split_dataset(data: LabDataset, model: str = "mlp", *, seed: int = 0) -> Spl
                 f"features of shape {data.x.shape[1:]}: store `x` as (n, "
                 "height, width) or (n, height, width, channels), or use --model mlp."
             )
-        shape = data.image_shape
+        shape: tuple[int, ...] = data.image_shape
     else:
         shape = (int(np.prod(data.x.shape[1:])),)
     train, dev, test = ((x.reshape((len(x), *shape)), y) for x, y in (train, dev, test))
@@ -106,11 +106,12 @@ def split_dataset(data: LabDataset, model: str = "mlp", *, seed: int = 0) -> Spl
 def train_subset(split: Split, examples: int | str | None, seed: int = 0) -> tuple:
     """The training rows a scenario uses (`None`: all; see `Scenario`)."""
     x, y = split.train
-    if examples == "small":
-        examples = min(len(x) // 4, 100 * split.classes)
-    if examples is None or examples >= len(x):
+    rows = len(x) if examples is None else examples
+    if rows == "small":
+        rows = min(len(x) // 4, 100 * split.classes)
+    if int(rows) >= len(x):
         return x, y
-    keep, _, _, _ = _sklearn_split(np.arange(len(x)), y, len(x) - int(examples), seed)
+    keep, _, _, _ = _sklearn_split(np.arange(len(x)), y, len(x) - int(rows), seed)
     keep = np.sort(keep)
     return x[keep], y[keep]
 
@@ -141,6 +142,9 @@ class _EpochEnd(keras.callbacks.Callback):
 
 
 def _base_optimizer(kind: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """`"sgd"` (plain), `"sgd_momentum"` (momentum 0.9) or `"adam"`."""
+    if kind == "adam":
+        return keras.optimizers.Adam(learning_rate)
     momentum = 0.9 if kind == "sgd_momentum" else 0.0
     return keras.optimizers.SGD(learning_rate, momentum=momentum)
 
@@ -309,7 +313,9 @@ class AblationResult:
             `dev_accuracy`, `train_accuracy`, `test_accuracy`, `diverged`,
             `epochs`, `seconds`.
         variants: the `Variant`s, in table order.
-        config: the settings (dataset, model, seeds, each scenario's).
+        config: the settings (dataset, model, seeds, each scenario's);
+            `config["dev_rows"]` sets the resolution of the intervals (one
+            dev example, see `keras_tricks.lab.statistics`).
         table: `keras_tricks.report.Report`, one row per (scenario, variant):
             `scenario`, `variant`, `kind`, `trick`, `mean` and `std` of the
             dev accuracy, `effect` with `ci_low`/`ci_high` (95% paired
@@ -371,7 +377,9 @@ class AblationResult:
         pair = self._compared_with(variant)
         if pair is not None:
             effect, low, high = paired_interval(
-                self.scores(pair[0]), self.scores(pair[1])
+                self.scores(pair[0]),
+                self.scores(pair[1]),
+                resolution=1.0 / self.config.get("dev_rows", math.inf),
             )
             decision = verdict(low, high)
         gaps = np.subtract(self.scores(variant, "train_accuracy"), dev)

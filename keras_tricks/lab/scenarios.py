@@ -48,7 +48,8 @@ class Scenario:
         architecture: `{model: (depth, width)}`: hidden layers (or
             convolutions) and units (or first-layer channels).
         epochs: `{model: epochs}`.
-        optimizer: `"sgd"` (plain) or `"sgd_momentum"` (momentum 0.9).
+        optimizer: `"sgd"` (plain), `"sgd_momentum"` (momentum 0.9) or
+            `"adam"`.
         learning_rate: the optimizer's (constant) learning rate.
         batch_size: the mini-batch size.
         train_examples: rows of the training split used: `None` for all,
@@ -95,11 +96,11 @@ SCENARIOS: dict[str, Scenario] = {
             tricks=("init", "lsuv", "bn"),
             reference={},
             recipe=("init", "bn"),
-            architecture={"mlp": (20, 64), "cnn": (10, 8)},
-            epochs={"mlp": 10, "cnn": 6},
-            optimizer="sgd_momentum",
-            learning_rate=0.01,
-            batch_size=64,
+            architecture={"mlp": (20, 128), "cnn": (8, 8)},
+            epochs={"mlp": 15, "cnn": 4},
+            optimizer="sgd",
+            learning_rate=0.02,
+            batch_size=32,
             train_examples=12000,
         ),
         Scenario(
@@ -108,8 +109,8 @@ SCENARIOS: dict[str, Scenario] = {
             tricks=("dropout", "l2", "early_stopping", "swa"),
             reference={"init": "he"},
             recipe=("dropout", "l2", "early_stopping"),
-            architecture={"mlp": (2, 512), "cnn": (3, 32)},
-            epochs={"mlp": 40, "cnn": 30},
+            architecture={"mlp": (2, 512), "cnn": (3, 16)},
+            epochs={"mlp": 20, "cnn": 20},
             optimizer="sgd_momentum",
             learning_rate=0.01,
             batch_size=32,
@@ -137,7 +138,7 @@ SCENARIOS: dict[str, Scenario] = {
             reference={"init": "he", "bn": "batch"},
             recipe=("decay", "swa"),
             architecture={"mlp": (2, 256), "cnn": (3, 16)},
-            epochs={"mlp": 20, "cnn": 8},
+            epochs={"mlp": 20, "cnn": 6},
             optimizer="sgd_momentum",
             learning_rate=0.05,
             batch_size=128,

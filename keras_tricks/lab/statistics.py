@@ -10,6 +10,11 @@ interval is
 (Student 1908). A trick `helps` when the whole interval is above 0, `hurts`
 when it is below 0; otherwise the data show `no clear effect`. With one
 seed there is no interval and no verdict.
+
+Accuracy on `n` dev examples moves in steps of `1 / n`, so a few seeds can
+give the same difference every time (sample standard deviation 0) and a
+zero-width interval that claims certainty the data do not have: `s` is
+never taken below the metric's `resolution` (one dev example).
 """
 
 from __future__ import annotations
@@ -24,7 +29,11 @@ VERDICTS = ("helps", "hurts", "no clear effect")
 
 
 def paired_interval(
-    a: Sequence[float], b: Sequence[float], confidence: float = 0.95
+    a: Sequence[float],
+    b: Sequence[float],
+    confidence: float = 0.95,
+    *,
+    resolution: float = 0.0,
 ) -> tuple[float, float, float]:
     """Mean paired difference `a - b` and its Student-t confidence interval.
 
@@ -32,6 +41,9 @@ def paired_interval(
         a: scores of the variant, one per seed.
         b: scores of what it is compared with, same seeds in the same order.
         confidence: coverage of the interval. Defaults to `0.95`.
+        resolution: smallest step of the metric (`1 / n` for an accuracy
+            on `n` examples); the standard deviation of the differences is
+            taken as at least this. Defaults to `0.0`.
 
     Returns:
         `(effect, low, high)`; `low` and `high` are NaN with fewer than two
@@ -44,7 +56,12 @@ def paired_interval(
 
     >>> effect, low, high = paired_interval([0.9, 0.8, 0.85], [0.8, 0.75, 0.8])
     >>> round(effect, 4), round(low, 4), round(high, 4)
-    (0.0667, -0.0051, 0.1384)
+    (0.0667, -0.005, 0.1384)
+    >>> [round(v, 4) for v in paired_interval([0.52, 0.51], [0.5, 0.49])]
+    [0.02, 0.02, 0.02]
+    >>> [round(v, 4) for v in paired_interval([0.52, 0.51], [0.5, 0.49],
+    ...                                       resolution=0.01)]
+    [0.02, -0.0698, 0.1098]
     """
     if len(a) != len(b) or len(a) == 0:
         raise ValueError(
@@ -57,7 +74,8 @@ def paired_interval(
         return effect, math.nan, math.nan
     from scipy import stats
 
-    spread = float(differences.std(ddof=1)) / math.sqrt(len(differences))
+    spread = max(float(differences.std(ddof=1)), resolution)
+    spread /= math.sqrt(len(differences))
     half = float(stats.t.ppf(0.5 + confidence / 2, len(differences) - 1)) * spread
     return effect, effect - half, effect + half
 

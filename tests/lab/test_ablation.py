@@ -64,8 +64,10 @@ def test_effects_are_paired_differences_of_the_runs(result):
         ),
         ("high-lr", "+ bn"): (dev("high-lr", "+ bn"), dev("high-lr", "reference")),
     }
+    resolution = 1 / result.config["dev_rows"]
+    assert resolution == 1 / 80
     for key, (a, b) in checks.items():
-        effect, low, high = paired_interval(a, b)
+        effect, low, high = paired_interval(a, b, resolution=resolution)
         assert rows[key]["effect"] == pytest.approx(effect)
         assert rows[key]["ci_low"] == pytest.approx(low)
         assert rows[key]["ci_high"] == pytest.approx(high)

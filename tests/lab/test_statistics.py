@@ -40,6 +40,21 @@ def test_pairing_removes_the_seed_to_seed_spread():
     assert verdict(low, high) == "helps"
 
 
+def test_identical_differences_do_not_make_a_zero_width_interval():
+    """Accuracy on 360 dev rows moves in steps of 1/360: two seeds that both
+    gain one example are not a certain gain."""
+    a, b = [0.9194, 0.9000], [0.9167, 0.8972]
+    effect, low, high = paired_interval(a, b, resolution=1 / 360)
+    assert effect == pytest.approx(0.00275, abs=1e-4)
+    half = T_975[1] * (1 / 360) / math.sqrt(2)
+    assert high - low == pytest.approx(2 * half, rel=1e-3)
+    assert verdict(low, high) == "no clear effect"
+    spread = paired_interval([0.95, 0.90, 0.85], [0.90, 0.89, 0.70], resolution=0.01)
+    assert spread == pytest.approx(
+        paired_interval([0.95, 0.90, 0.85], [0.90, 0.89, 0.70])
+    )
+
+
 def test_one_seed_has_no_interval_and_bad_input_is_refused():
     effect, low, high = paired_interval([0.9], [0.8])
     assert effect == pytest.approx(0.1) and math.isnan(low) and math.isnan(high)

@@ -203,7 +203,9 @@ def train_run(
         optimizer,
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        jit_compile=False,  # XLA compiles each run anew: slower for small runs
+        # TensorFlow's XLA compiles each run anew, slower for small runs; JAX
+        # without jit would run eagerly.
+        jit_compile=keras.backend.backend() == "jax",
     )
     callbacks = [*setup.callbacks, _EpochEnd(on_epoch)]
     with warnings.catch_warnings():

@@ -1,9 +1,14 @@
 """The few operations that differ between Keras backends."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import keras
 
 
-def loss_gradients(model, x, y):
+def loss_gradients(model: keras.Model, x: Any, y: Any) -> list[Any]:
     """Gradients of the model's compiled loss on `(x, y)`.
 
     The forward pass runs with `training=True`, as in `model.fit`, and the
@@ -40,3 +45,43 @@ def loss_gradients(model, x, y):
         "Gradients are computed on the TensorFlow and JAX backends only. "
         f"Current backend: {keras.backend.backend()}"
     )
+
+
+def compiled(
+    model: keras.Model, fn: Callable[[Any], Any], example: Any
+) -> Callable[[Any], Any]:
+    """Compiles `fn(x)`, a function that calls `model`, for repeated batches.
+
+    On TensorFlow it is one `tf.function`, traced once for batches shaped
+    like `example` with any number of rows (and compiled by XLA when the
+    model was compiled with `jit_compile=True`). On JAX it is `jax.jit` of
+    `fn` with the model's variables passed in (read at each call, so later
+    assignments are seen); variables `fn` assigns are left unchanged.
+    Elsewhere `fn` runs as it is.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        spec = keras.tree.map_structure(
+            lambda v: tf.TensorSpec((None, *v.shape[1:]), tf.as_dtype(v.dtype)),
+            example,
+        )
+        return tf.function(
+            fn,
+            input_signature=[spec],
+            autograph=False,
+            jit_compile=bool(getattr(model, "jit_compile", False)),
+        )
+    if keras.backend.backend() == "jax":
+        import jax
+
+        variables = list(model.variables)
+
+        def pure(values, x):
+            mapping = list(zip(variables, values, strict=True))
+            with keras.StatelessScope(state_mapping=mapping):
+                return fn(x)
+
+        jitted = jax.jit(pure)
+        return lambda x: jitted([v.value for v in variables], x)
+    return fn

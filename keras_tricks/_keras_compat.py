@@ -14,8 +14,10 @@ raises.
 """
 
 import contextlib
+import sys
 
 import keras
+from keras.src.saving.keras_saveable import KerasSaveable
 
 CHECKED_WITH = "3.15.1"
 """The Keras version every entry below was checked against."""
@@ -33,6 +35,10 @@ PRIVATE_ATTRIBUTES = {
     ),
     (keras.metrics.Metric, "_direction"): (
         "mode='auto' of the monitoring callbacks (a metric's direction)"
+    ),
+    (keras.layers.Layer, "_obj_type"): (
+        "TiedRegularizer(reference=array) saved with the weights (Keras's "
+        "saving walks KerasSaveable objects and asks each its `_obj_type`)"
     ),
 }
 """Private attributes read by keras_tricks, with the feature that needs them.
@@ -88,3 +94,40 @@ def replaced_call(layer, call):
         yield
     finally:
         del layer.call
+
+
+SAVEABLE_BASE = KerasSaveable
+"""The base of the objects Keras's saving walks (Keras 3.15.1,
+`keras.src.saving.keras_saveable`).
+
+`model.save` and `save_weights` visit every attribute of a layer that
+derives from it (listed by `dir`), call its `save_own_variables(store)`, and
+`load_model` / `load_weights` its `load_own_variables(store)`; the object
+names its kind with `_obj_type()` (one of Keras's, which sets the attributes
+not walked). `TiedRegularizer` derives from it so that fixed reference values
+are stored as a weight of the layer they regularise, not as config text.
+"""
+
+
+def calling_instance(cls):
+    """The innermost `self` of class `cls` among the calling frames, or `None`.
+
+    Keras gives a callback no handle on the other callbacks of its `fit`, nor
+    tells `save_own_variables` who is saving. Two call structures (Keras
+    3.15.1, `keras.src.callbacks.callback_list`, `backup_and_restore`) answer
+    both: `keras.callbacks.CallbackList` calls each hook from its own method
+    (`for callback in self.callbacks: callback.set_model(model)`), and
+    `keras.callbacks.BackupAndRestore` writes and reads its backup with
+    `model.save_weights` / `model.load_weights` from its own methods.
+    Features: callbacks order themselves before Keras's loggers and backups
+    (`TrainingCallback.set_model`), and callback state goes into backups only
+    (`keras_tricks/callbacks/_state.py`). `tests/test_keras_compat.py` checks
+    both structures.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, cls):
+            return candidate
+        frame = frame.f_back
+    return None

@@ -13,7 +13,13 @@ provide it; `keras_tricks.callbacks.PenaltyLogger` logs the penalty beside the
 data loss so that the trade-off lambda makes can be plotted.
 """
 
+from __future__ import annotations
+
+import uuid
 import warnings
+import weakref
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -22,10 +28,17 @@ from keras_tricks import _keras_compat
 from keras_tricks._validation import check_choice, check_number, invalid
 
 NORMS = ("l2", "l1")
+"""The penalties `TiedRegularizer` and `tie_weights` accept as `norm`: `"l2"`
+(`strength * sum((w - w_ref)^2)`) and `"l1"` (`strength * sum(|w - w_ref|)`)."""
+
+
+_VALUES: weakref.WeakValueDictionary[str, np.ndarray] = weakref.WeakValueDictionary()
+"""Fixed reference values by key, while a regularizer holds them: a config
+read in the same process (`clone_model`, `from_config`) finds them here."""
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
-class TiedRegularizer(keras.regularizers.Regularizer):
+class TiedRegularizer(keras.regularizers.Regularizer, _keras_compat.SAVEABLE_BASE):
     """Penalty pulling a weight toward a reference: `strength * ||W - R||`.
 
     With `norm="l2"` the penalty is `strength * sum((W - R) ** 2)` (squared
@@ -38,6 +51,12 @@ class TiedRegularizer(keras.regularizers.Regularizer):
     `tie_weights`): then the penalty reads its current value at every step,
     and gradients flow into it when it is trainable in the model being fit.
 
+    Fixed values are saved as a weight of the layer they regularise
+    (`model.save`, `save_weights`), not in its config: the config holds their
+    shape and a key, which `clone_model` and `from_config` resolve in the
+    same process; in a new process `load_model` / `load_weights` restore the
+    values. Files saved before (values as config text) still load.
+
     Args:
         reference: fixed reference values (array-like of the weight's shape),
             or `None` with `reference_layer`.
@@ -48,26 +67,38 @@ class TiedRegularizer(keras.regularizers.Regularizer):
         reference_weight: name of that layer's weight (an attribute such as
             `"kernel"`). Defaults to `"kernel"`.
 
+    Raises:
+        ValueError: for `strength < 0`, an unknown `norm`, both or neither of
+            `reference` and `reference_layer`, or a reference with NaN or Inf.
+        TypeError: for a `reference_layer` that is not a layer.
+
     Example:
 
     >>> pretrained = np.ones((4, 3), "float32")
     >>> layer = keras.layers.Dense(
-    ...     3, kernel_regularizer=TiedRegularizer(pretrained, strength=0.1))
+    ...     3, kernel_regularizer=TiedRegularizer(pretrained, strength=0.1),
+    ...     kernel_initializer="zeros")
+    >>> layer.build((None, 4))
+    >>> float(layer.losses[0])  # 0.1 * sum((0 - 1) ** 2) over 12 weights
+    1.2000000476837158
 
     Reference:
         Li, Grandvalet & Davoine, "Explicit Inductive Bias for Transfer
         Learning with Convolutional Networks", ICML 2018.
     """
 
+    # Copies and pickles are plain objects (KerasSaveable would save a model).
+    __reduce__ = object.__reduce__
+
     def __init__(
         self,
-        reference=None,
+        reference: Any = None,
         *,
-        strength,
-        norm="l2",
-        reference_layer=None,
-        reference_weight="kernel",
-    ):
+        strength: float,
+        norm: str = "l2",
+        reference_layer: keras.layers.Layer | None = None,
+        reference_weight: str = "kernel",
+    ) -> None:
         self.strength = check_number("strength", strength, low=0)
         self.norm = check_choice("norm", norm, NORMS)
         if (reference is None) == (reference_layer is None):
@@ -83,56 +114,111 @@ class TiedRegularizer(keras.regularizers.Regularizer):
             raise invalid(
                 "reference_layer", reference_layer, "a keras.layers.Layer", TypeError
             )
+        self.reference: np.ndarray | None = None
+        self._key: str | None = None
         if reference is not None:
-            reference = np.asarray(reference, dtype="float32")
-            if not np.all(np.isfinite(reference)):
-                raise invalid("reference", reference, "finite values (no NaN or Inf)")
-        self.reference = reference
+            self._set_values(reference, uuid.uuid4().hex)
         self.reference_layer = reference_layer
         self.reference_weight = reference_weight
 
-    def _reference(self):
+    def _set_values(self, reference: Any, key: str) -> None:
+        shared = isinstance(reference, np.ndarray) and not reference.flags.writeable
+        if shared and reference.dtype == "float32":
+            values = reference  # read-only values of another regularizer
+        else:
+            values = np.array(reference, dtype="float32")
+        if not np.all(np.isfinite(values)):
+            raise invalid("reference", reference, "finite values (no NaN or Inf)")
+        values.flags.writeable = False
+        self.reference, self._key = values, key
+        _VALUES[key] = values
+
+    def _reference(self) -> Any:
         if self.reference is not None:
+            if self._key is None:
+                raise ValueError(
+                    "This TiedRegularizer was created from a config without "
+                    "its reference values, which are stored with the model's "
+                    "weights: load them with `keras.models.load_model` or "
+                    "`model.load_weights`, or pass the values again with "
+                    "TiedRegularizer(reference=array)."
+                )
             return self.reference
         variable = getattr(self.reference_layer, self.reference_weight, None)
         if variable is None:
+            name = getattr(self.reference_layer, "name", None)
             raise ValueError(
-                f"The tied reference layer '{self.reference_layer.name}' has no "
+                f"The tied reference layer '{name}' has no "
                 f"weight `{self.reference_weight}` (it is not built, or it was "
                 "not restored with the model). Tie layers of the same model, "
                 "or pass fixed values with TiedRegularizer(reference=array)."
             )
         return variable
 
-    def __call__(self, x):
+    def __call__(self, x: Any) -> Any:
         diff = x - keras.ops.cast(self._reference(), x.dtype)
         if self.norm == "l2":
             return self.strength * keras.ops.sum(keras.ops.square(diff))
         return self.strength * keras.ops.sum(keras.ops.abs(diff))
 
-    def get_config(self):
-        config = {
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
             "strength": self.strength,
             "norm": self.norm,
             "reference_weight": self.reference_weight,
         }
         if self.reference is not None:
-            config["reference"] = self.reference.tolist()
+            if self._key is not None:
+                _VALUES[self._key] = self.reference
+            config["reference"] = {
+                "shape": list(self.reference.shape),
+                "key": self._key,
+            }
         else:
             config["reference_layer"] = _shared_layer_config(self.reference_layer)
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> TiedRegularizer:
         config = dict(config)
         if config.get("reference_layer") is not None:
             config["reference_layer"] = keras.saving.deserialize_keras_object(
                 config["reference_layer"]
             )
-        return cls(**config)
+        stored = config.get("reference")
+        if not isinstance(stored, dict):  # None, or values (older files)
+            return cls(**config)
+        values = _VALUES.get(stored["key"])
+        config["reference"] = np.zeros(stored["shape"], "float32")
+        regularizer = cls(**config)
+        if values is None:  # until load_own_variables brings them
+            regularizer._key = None
+        else:
+            regularizer._set_values(values, stored["key"])
+        return regularizer
+
+    def save_own_variables(self, store: Any) -> None:
+        """Saves the fixed reference values with the model's weights."""
+        if self.reference is not None and self._key is not None:
+            store["reference"] = self.reference
+
+    def load_own_variables(self, store: Any) -> None:
+        """Restores the fixed reference values saved by `save_own_variables`."""
+        if self.reference is not None and "reference" in store:
+            self._set_values(store["reference"], self._key or uuid.uuid4().hex)
+
+    def _obj_type(self) -> str:
+        # The kind of object for Keras's saving; "Loss" names a callable with
+        # a config and no layers, the nearest of Keras's kinds.
+        return "Loss"
+
+    def __dir__(self) -> list[str]:
+        # Keras's saving walks what `dir` lists: the tied layer belongs to its
+        # own model and is saved there, not under this regularizer.
+        return [name for name in super().__dir__() if name != "reference_layer"]
 
 
-def _shared_layer_config(layer):
+def _shared_layer_config(layer: keras.layers.Layer) -> dict[str, Any]:
     """Serialises `layer` so that loading binds to the model's own instance.
 
     Inside `model.save`, Keras gives every object serialised twice a
@@ -148,7 +234,14 @@ def _shared_layer_config(layer):
     return config
 
 
-def tie_weights(layer_a, layer_b, *, strength, norm="l2", weights=("kernel",)):
+def tie_weights(
+    layer_a: keras.layers.Layer,
+    layer_b: keras.layers.Layer,
+    *,
+    strength: float,
+    norm: str = "l2",
+    weights: str | Sequence[str] = ("kernel",),
+) -> list[TiedRegularizer]:
     """Ties the weights of two layers with a penalty on their difference.
 
     Adds `strength * ||W_A - W_B||_2^2` (`norm="l2"`) or
@@ -186,6 +279,9 @@ def tie_weights(layer_a, layer_b, *, strength, norm="l2", weights=("kernel",)):
     >>> tower_a, tower_b = keras.layers.Dense(4), keras.layers.Dense(4)
     >>> model = keras.Model(inputs, [tower_a(inputs), tower_b(inputs)])
     >>> ties = tie_weights(tower_a, tower_b, strength=1e-3)
+    >>> gap = ops.sum(ops.square(tower_a.kernel - tower_b.kernel))
+    >>> bool(np.isclose(float(model.losses[0]), 1e-3 * float(gap)))
+    True
     """
     strength = check_number("strength", strength, low=0)
     norm = check_choice("norm", norm, NORMS)

@@ -27,6 +27,7 @@ def _numpy_outputs(model, x):
     return outputs
 
 
+@pytest.mark.jax
 def test_statistics_match_numpy(rng):
     model = _model(["tanh", "sigmoid", "relu", "linear"])
     for layer in model.layers:
@@ -58,6 +59,7 @@ def test_dead_units_are_counted():
     assert report[0]["dead"] == pytest.approx(3 / 12)
 
 
+@pytest.mark.jax
 def test_gradient_norm_matches_the_formula(rng):
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
     model.compile("sgd", "mse")

@@ -1,8 +1,14 @@
+import copy
+import json
+import pickle
+import weakref
+import zipfile
+
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from keras_tricks import _backend, regularizers
 from keras_tricks.callbacks import PenaltyLogger, weight_penalty
 from keras_tricks.regularizers import TiedRegularizer, tie_weights
 from tests.helpers import assert_roundtrip
@@ -20,6 +26,7 @@ def _np(variable):
     return np.asarray(keras.ops.convert_to_numpy(variable), "float64")
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize(
     ("norm", "formula"),
     [
@@ -34,22 +41,35 @@ def test_penalty_equals_numpy(norm, formula):
     assert float(sum(model.losses)) == pytest.approx(expected, abs=1e-6)
 
 
-def test_gradient_flows_into_both_sides():
+def test_gradient_flows_into_both_sides(rng):
     model, a, b = _towers()
     tie_weights(a, b, strength=0.7)
-    with tf.GradientTape() as tape:
-        penalty = tf.add_n(model.losses)
-    grad_a, grad_b = tape.gradient(penalty, [a.kernel, b.kernel])
+    model.compile("sgd", ["mse", "mse"], loss_weights=[0.0, 0.0])  # penalty only
+    x, y = rng.normal(size=(4, 8)), [np.zeros((4, 4))] * 2
+    grads = dict(
+        zip(
+            [v.path for v in model.trainable_variables],
+            _backend.loss_gradients(model, x, y),
+            strict=True,
+        )
+    )
+    grad_a, grad_b = grads[a.kernel.path], grads[b.kernel.path]
     expected = 2 * 0.7 * (_np(a.kernel) - _np(b.kernel))
     np.testing.assert_allclose(grad_a, expected, atol=1e-6)
     np.testing.assert_allclose(grad_b, -expected, atol=1e-6)
 
 
+@pytest.mark.jax
 def test_frozen_reference_stays_fixed_and_pulls(rng):
     model, a, b = _towers()
     b.trainable = False
     tie_weights(a, b, strength=1.0)
-    model.compile(keras.optimizers.SGD(0.05), ["mse", "mse"], loss_weights=[0.0, 0.0])
+    model.compile(
+        keras.optimizers.SGD(0.05),
+        ["mse", "mse"],
+        loss_weights=[0.0, 0.0],
+        jit_compile=True,
+    )
     before_b = _np(b.kernel)
     gap = np.abs(_np(a.kernel) - before_b).sum()
     x = rng.normal(size=(32, 8))
@@ -235,3 +255,90 @@ def test_tied_regularizer_validation():
         TiedRegularizer(np.array([np.nan]), strength=1.0)
     with pytest.raises(TypeError, match="`reference_layer`"):
         TiedRegularizer(strength=1.0, reference_layer="dense")
+
+
+def _fixed_model(reference, **kwargs):
+    return keras.Sequential(
+        [
+            keras.Input((reference.shape[0],)),
+            keras.layers.Dense(
+                reference.shape[1],
+                kernel_regularizer=TiedRegularizer(reference, **kwargs),
+            ),
+        ]
+    )
+
+
+@pytest.mark.jax
+def test_fixed_reference_is_saved_as_a_weight_not_as_config(tmp_path, rng, monkeypatch):
+    """Before: the 256 x 256 reference (256 KB) was JSON text in config.json
+    (about 1.3 MB, 5x its size). Now config.json holds its shape and the
+    values are a weight, restored in a fresh process."""
+    reference = rng.normal(size=(256, 256)).astype("float32")
+    model = _fixed_model(reference, strength=0.1)
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        sizes = {info.filename: info.file_size for info in archive.infolist()}
+    assert sizes["config.json"] < 5_000
+    # kernel, bias and reference, plus HDF5 overhead
+    assert sizes["model.weights.h5"] < 2 * reference.nbytes + 30_000
+    # A fresh process knows no values: they must come from the file.
+    monkeypatch.setattr(regularizers, "_VALUES", weakref.WeakValueDictionary())
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    tie = loaded.layers[0].kernel_regularizer
+    np.testing.assert_array_equal(tie.reference, reference)
+    kernel = _np(loaded.layers[0].kernel)
+    assert float(sum(loaded.losses)) == pytest.approx(
+        0.1 * np.sum((kernel - reference) ** 2), rel=1e-5
+    )
+
+
+def test_files_with_the_values_in_config_still_load(tmp_path, rng):
+    """A file written before the values became a weight: a config with
+    `reference` as nested lists and no weight for it."""
+    reference = rng.normal(size=(4, 3)).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.1)),
+        ]
+    )
+    model.save(tmp_path / "new.keras")
+    old = dict(
+        keras.saving.serialize_keras_object(TiedRegularizer(reference, strength=0.2))
+    )
+    old["config"] = {**old["config"], "reference": reference.tolist()}
+    with zipfile.ZipFile(tmp_path / "new.keras") as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    config["config"]["layers"][-1]["config"]["kernel_regularizer"] = old
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "old.keras", "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    loaded = keras.models.load_model(tmp_path / "old.keras")
+    kernel = _np(loaded.layers[0].kernel)
+    np.testing.assert_allclose(kernel, _np(model.layers[0].kernel))
+    assert float(sum(loaded.losses)) == pytest.approx(
+        0.2 * np.sum((kernel - reference) ** 2), rel=1e-5
+    )
+
+
+def test_copies_and_clones_keep_the_values(rng):
+    reference = rng.normal(size=(5, 2)).astype("float32")
+    model = _fixed_model(reference, strength=0.3, norm="l1")
+    tie = model.layers[0].kernel_regularizer
+    kernel = model.layers[0].kernel
+    for other in (copy.deepcopy(tie), pickle.loads(pickle.dumps(tie))):
+        assert float(other(kernel)) == pytest.approx(float(tie(kernel)))
+    clone = keras.models.clone_model(model)
+    np.testing.assert_array_equal(
+        clone.layers[0].kernel_regularizer.reference, reference
+    )
+    # A config read where the values are unknown fails at first use, clearly.
+    config = tie.get_config()
+    orphan = TiedRegularizer.from_config(
+        {**config, "reference": {**config["reference"], "key": "unknown"}}
+    )
+    with pytest.raises(ValueError, match="stored with the model's weights"):
+        orphan(kernel)

@@ -1,16 +1,27 @@
 """Layer-sequential unit-variance initialisation (LSUV)."""
 
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import keras
 import numpy as np
 
 from keras_tricks import _layers
-from keras_tricks._validation import check_number
+from keras_tricks._validation import check_number, invalid
 from keras_tricks.report import Report
 
 
-def lsuv_initialize(model, x, *, target_std=1.0, tol=0.05, max_iters=10, seed=None):
+def lsuv_initialize(
+    model: keras.Model,
+    x: Any,
+    *,
+    target_std: float = 1.0,
+    tol: float = 0.05,
+    max_iters: int = 10,
+    seed: int | None = None,
+) -> Report:
     """Initialises a model's kernels by LSUV, in place, on a batch of data.
 
     Mishkin & Matas's data-driven initialisation: every Dense and convolution
@@ -44,7 +55,9 @@ def lsuv_initialize(model, x, *, target_std=1.0, tol=0.05, max_iters=10, seed=No
 
     Raises:
         ValueError: for `target_std <= 0`, `tol <= 0`, `max_iters < 1`, an
-            empty `x` or one whose rank does not match the model input.
+            empty `x`, one whose rank does not match the model input, one
+            with NaN or Inf (the message names the rows), or a layer whose
+            output is not finite on `x`. The kernels are left unchanged.
 
     Example:
 
@@ -63,6 +76,7 @@ def lsuv_initialize(model, x, *, target_std=1.0, tol=0.05, max_iters=10, seed=No
     tol = check_number("tol", tol, low=0, low_open=True)
     max_iters = check_number("max_iters", max_iters, low=1, integer=True)
     _layers.check_batch(model, x)
+    _layers.check_finite(x)
     candidates = [
         layer
         for layer in _layers.walk(model)
@@ -73,19 +87,29 @@ def lsuv_initialize(model, x, *, target_std=1.0, tol=0.05, max_iters=10, seed=No
     layers = [
         layer for layer, _ in _layers.outputs(model, x, candidates, pre_activation=True)
     ]
+    saved = [keras.ops.convert_to_numpy(layer.kernel) for layer in layers]
+    try:
+        return _calibrate(model, x, layers, target_std, tol, max_iters, seed)
+    except BaseException:
+        for layer, kernel in zip(layers, saved, strict=True):
+            layer.kernel.assign(kernel)
+        raise
+
+
+def _calibrate(model, x, layers, target_std, tol, max_iters, seed):
     orthogonal = keras.initializers.Orthogonal(seed=seed)
     for layer in layers:
         layer.kernel.assign(orthogonal(layer.kernel.shape, layer.kernel.dtype))
     rows = []
     for layer in layers:
-        std = initial = float(np.std(_layers.pre_activation(model, x, layer)))
+        std = initial = _std(model, x, layer)
         iterations = 0
         while abs(std - target_std) > tol and iterations < max_iters:
-            if std == 0.0 or not math.isfinite(std):
+            if std == 0.0:
                 break
             layer.kernel.assign(layer.kernel * (target_std / std))
             iterations += 1
-            std = float(np.std(_layers.pre_activation(model, x, layer)))
+            std = _std(model, x, layer)
         rows.append(
             {
                 "layer": layer.name,
@@ -96,3 +120,17 @@ def lsuv_initialize(model, x, *, target_std=1.0, tol=0.05, max_iters=10, seed=No
             }
         )
     return Report(rows, title="LSUV initialisation")
+
+
+def _std(model, x, layer):
+    """Standard deviation of `layer`'s pre-activation output on `x`."""
+    std = float(np.std(_layers.pre_activation(model, x, layer)))
+    if not math.isfinite(std):
+        raise invalid(
+            "x",
+            x,
+            "a batch on which every layer's output stays finite",
+            fix=f"The output of layer '{layer.name}' holds NaN or Inf (an "
+            "overflow: scale the inputs down); the kernels were left unchanged",
+        )
+    return std

@@ -1,7 +1,7 @@
-"""The weight-initialisation schemes of the material, by name.
+"""The classic weight-initialisation schemes, by name.
 
-The material writes a normal distribution as N(mean, std); every scheme here
-states which number is the standard deviation. Where a Keras initializer
+A normal distribution is written N(mean, std) here: every scheme states which
+number is the standard deviation. Where a Keras initializer
 implements the formula it is used as is; only `"gaussian"` (std `1/n_in`,
 which no Keras initializer produces) is our own class.
 
@@ -21,14 +21,18 @@ Keras's truncated normals are rescaled so that the standard deviation after
 truncation is the one in the table.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
 from keras_tricks._validation import invalid
 
 
-def _fans(shape):
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """Fan-in and fan-out of a kernel shape, as Keras computes them."""
     if len(shape) == 0:
         return 1, 1
@@ -44,10 +48,12 @@ def _fans(shape):
 class InverseFanInNormal(keras.initializers.Initializer):
     """Normal initializer N(0, 1/n_in): standard deviation `1 / fan_in`.
 
-    The material's `"gaussian"` scheme. Its standard deviation shrinks with the
-    number of inputs faster than LeCun's `1/sqrt(n_in)`, so in a deep network
-    the activations shrink layer after layer; it is offered to reproduce the
-    material, not as a recommendation.
+    The `"gaussian"` scheme. LeCun et al. (1998) prescribe a *variance* of
+    `1/n_in`; this scheme takes `1/n_in` as the standard deviation, a common
+    misreading of "N(0, 1/n)". Its standard deviation shrinks with the number
+    of inputs faster than LeCun's `1/sqrt(n_in)`, so in a deep network the
+    activations shrink layer after layer (`docs/initializers.md` measures
+    it); it is offered to reproduce that scheme, not as a recommendation.
 
     Args:
         seed: integer seed (or `keras.random.SeedGenerator`) for
@@ -61,10 +67,11 @@ class InverseFanInNormal(keras.initializers.Initializer):
     1.0
 
     Reference:
-        The lesson's list of initialisations (see `docs/initializers.md`).
+        LeCun, Bottou, Orr & Müller, "Efficient BackProp", in Neural Networks:
+        Tricks of the Trade, 1998 (section 4.6: weights of variance 1/n_in).
     """
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: int | keras.random.SeedGenerator | None = None) -> None:
         if seed is not None and not isinstance(seed, int | keras.random.SeedGenerator):
             raise invalid(
                 "seed", seed, "an integer, a SeedGenerator or None", TypeError
@@ -76,18 +83,18 @@ class InverseFanInNormal(keras.initializers.Initializer):
             else keras.random.SeedGenerator(seed)
         )
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Sequence[int], dtype: Any = None) -> Any:
         fan_in, _ = _fans(tuple(shape))
         return keras.random.normal(
             shape, stddev=1.0 / max(1, fan_in), dtype=dtype, seed=self._generator
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         seed = self.seed if isinstance(self.seed, int) else None
         return {"seed": seed}
 
 
-def _uniform(seed):
+def _uniform(seed: int | None) -> keras.initializers.Initializer:
     return keras.initializers.VarianceScaling(
         scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed
     )
@@ -107,16 +114,27 @@ NAMES = tuple(_SCHEMES)
 """The scheme names `get` accepts."""
 
 
-def expected_std(name, shape):
+def expected_std(name: str, shape: Sequence[int]) -> float:
     """The standard deviation that scheme `name` gives a kernel of `shape`.
 
     Args:
-        name: one of `NAMES`.
+        name: one of `NAMES` (case-insensitive).
         shape: the kernel shape, e.g. `(512, 512)`.
 
     Returns:
         The standard deviation of the scheme's distribution, as a float.
+
+    Raises:
+        ValueError: if `name` is not a known scheme (the message lists them).
+
+    Example:
+
+    >>> expected_std("he", (512, 256))  # sqrt(2 / 512)
+    0.0625
+    >>> expected_std("gaussian", (3, 3, 64, 32))  # 1 / (3 * 3 * 64)
+    0.001736111111111111
     """
+    _check_name(name)
     fan_in, fan_out = _fans(tuple(shape))
     formulas = {
         "uniform": 1.0 / math.sqrt(3.0 * fan_in),
@@ -127,11 +145,10 @@ def expected_std(name, shape):
         "he": math.sqrt(2.0 / fan_in),
         "orthogonal": 1.0 / math.sqrt(max(math.prod(shape[:-1]), shape[-1])),
     }
-    _check_name(name)
-    return formulas[name]
+    return formulas[name.lower()]
 
 
-def _check_name(name):
+def _check_name(name: Any) -> None:
     if not isinstance(name, str) or name.lower() not in _SCHEMES:
         raise invalid(
             "name",
@@ -141,7 +158,9 @@ def _check_name(name):
         )
 
 
-def get(name, seed=None):
+def get(
+    name: str | keras.initializers.Initializer, seed: int | None = None
+) -> keras.initializers.Initializer:
     """Returns the initializer of a named scheme, for `kernel_initializer=`.
 
     Args:
@@ -159,6 +178,11 @@ def get(name, seed=None):
     Example:
 
     >>> layer = keras.layers.Dense(64, kernel_initializer=get("he", seed=1))
+    >>> type(get("Glorot")).__name__
+    'GlorotNormal'
+    >>> w = ops.convert_to_numpy(get("he", seed=1)((512, 256)))
+    >>> round(float(w.std()), 2)  # expected_std("he", (512, 256)) = 0.0625
+    0.06
     """
     if isinstance(name, keras.initializers.Initializer):
         return name

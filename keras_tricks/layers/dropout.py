@@ -7,6 +7,11 @@ instead; `MCDropout` keeps dropping at inference, so that repeated predictions
 sample an approximate posterior (Gal & Ghahramani 2016).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
@@ -15,7 +20,7 @@ from keras_tricks import _layers
 from keras_tricks._validation import check_number, check_rank, invalid
 
 
-def _check_rate(rate):
+def _check_rate(rate: Any) -> float:
     return check_number("rate", rate, low=0, high=1, high_open=True)
 
 
@@ -48,24 +53,34 @@ class ClassicDropout(keras.layers.Dropout):
 
     >>> layer = ClassicDropout(0.5, seed=0)
     >>> x = np.ones((2, 4), "float32")
-    >>> layer(x, training=False)  # all 0.5
-    >>> layer(x, training=True)  # zeros and ones
+    >>> ops.convert_to_numpy(layer(x, training=False))
+    array([[0.5, 0.5, 0.5, 0.5],
+           [0.5, 0.5, 0.5, 0.5]], dtype=float32)
+    >>> y = ops.convert_to_numpy(layer(np.ones((8, 64), "float32"), training=True))
+    >>> sorted(set(y.ravel().tolist()))  # dropped or kept as they are
+    [0.0, 1.0]
 
     Reference:
         Srivastava, Hinton, Krizhevsky, Sutskever & Salakhutdinov, "Dropout: a
         simple way to prevent neural networks from overfitting", JMLR 2014.
     """
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    def __init__(
+        self,
+        rate: float,
+        noise_shape: Sequence[int | None] | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             _check_rate(rate), noise_shape=noise_shape, seed=seed, **kwargs
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         check_rank(self, input_shape, 1, "(a batch axis first)")
         super().build(input_shape)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool | None = False) -> Any:
         if self.rate == 0:
             return inputs
         if not training:
@@ -102,28 +117,43 @@ class MCDropout(keras.layers.Dropout):
     Example:
 
     >>> layer = MCDropout(0.5, seed=0)
-    >>> x = np.ones((2, 4), "float32")
-    >>> layer(x)  # zeros and twos, even with training=False
+    >>> x = np.ones((8, 64), "float32")
+    >>> y = ops.convert_to_numpy(layer(x, training=False))  # still dropping
+    >>> sorted(set(y.ravel().tolist()))  # zeros, and ones scaled by 1 / 0.5
+    [0.0, 2.0]
 
     Reference:
         Gal & Ghahramani, "Dropout as a Bayesian Approximation: Representing
         Model Uncertainty in Deep Learning", ICML 2016.
     """
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    def __init__(
+        self,
+        rate: float,
+        noise_shape: Sequence[int | None] | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             _check_rate(rate), noise_shape=noise_shape, seed=seed, **kwargs
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         check_rank(self, input_shape, 1, "(a batch axis first)")
         super().build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         return super().call(inputs, training=True)
 
 
-def mc_predict(model, x, *, samples=30, seed=None, batch_size=None):
+def mc_predict(
+    model: keras.Model,
+    x: Any,
+    *,
+    samples: int = 30,
+    seed: int | None = None,
+    batch_size: int | None = None,
+) -> tuple[Any, Any]:
     """Monte-Carlo prediction: mean and std over stochastic forward passes.
 
     Runs `model.predict(x)` `samples` times, each one batched pass over all of
@@ -162,6 +192,10 @@ def mc_predict(model, x, *, samples=30, seed=None, batch_size=None):
     ...                           MCDropout(0.5, seed=0), keras.layers.Dense(1)])
     >>> x = np.random.default_rng(0).normal(size=(16, 4))
     >>> mean, std = mc_predict(model, x, samples=20, seed=0)
+    >>> mean.shape, std.shape
+    ((16, 1), (16, 1))
+    >>> bool(std.min() > 0)  # every prediction varies with the masks
+    True
 
     Reference:
         Gal & Ghahramani, "Dropout as a Bayesian Approximation: Representing

@@ -1,5 +1,9 @@
 """Ghost batch normalisation: batch statistics per small virtual batch."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -28,31 +32,52 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
     With `virtual_batch_size` equal to the batch size the layer is
     `BatchNormalization`.
 
-    A batch that does not divide evenly (e.g. the last batch of an epoch) is
-    zero-padded to a multiple of `virtual_batch_size` and the padding is
-    masked out of the statistics: the last virtual batch is simply smaller
-    (its moments are over its real rows only). This works with a dynamic
-    (`None`) batch dimension, inside `jit_compile=True` functions too.
+    The regular training batch (per replica under a distribution) must be a
+    multiple of `virtual_batch_size`; a smaller batch, such as the last batch
+    of an epoch, may leave a partial virtual batch: it is zero-padded to whole
+    virtual batches and the padding is masked out of the statistics (the last
+    virtual batch is simply smaller: its moments are over its real rows, and
+    it weighs in the moving averages by its number of rows). This works with
+    a dynamic (`None`) batch dimension, inside `jit_compile=True` functions
+    too. The batch the layer checks is the first training batch it sees with
+    a known size (and any larger one later): always on JAX and in eager
+    calls; on TensorFlow, `fit` traces with an unknown batch size and the
+    check is skipped. A position masked by a Keras mask is left out of the
+    statistics the same way; a virtual batch whose every position is masked
+    has moments 0, and when the whole batch is masked the moving averages
+    decay toward 0 exactly as in `BatchNormalization` (they stay finite).
 
     Under `tf.distribute` each replica splits its own part of the batch; the
     statistics are not synchronised (`synchronized=True` is refused, as is
-    `renorm=True`).
+    `renorm=True`). Under `keras.distribution.DataParallel` (JAX) the layer
+    sees the global batch: its virtual batches are the same as on one device
+    fed the same global batch, and a per-device batch that is a multiple of
+    `virtual_batch_size` keeps each virtual batch on one device.
 
     Args:
-        virtual_batch_size: rows per virtual batch, an integer >= 1.
+        virtual_batch_size: rows per virtual batch, an integer >= 1 that
+            divides the per-replica training batch.
         **batch_norm_args: every argument of `keras.layers.BatchNormalization`
             (`axis`, `momentum`, `epsilon`, `center`, `scale`, initializers,
             regularizers, constraints) and of `keras.layers.Layer`.
 
     Raises:
         ValueError: for `virtual_batch_size < 1`, `synchronized=True`,
-            `renorm=True`, `axis` on the batch axis, or inputs of rank < 2.
+            `renorm=True`, `axis` on the batch axis, or inputs of rank < 2;
+            in training, for a `virtual_batch_size` that does not divide the
+            regular per-replica batch (or exceeds it).
 
     Example:
 
-    >>> layer = GhostBatchNormalization(virtual_batch_size=8)
-    >>> x = np.random.default_rng(0).normal(size=(32, 4))
+    >>> layer = GhostBatchNormalization(virtual_batch_size=8, momentum=0.0)
+    >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
     >>> y = layer(x, training=True)  # four virtual batches of 8 rows
+    >>> first = x[:8]
+    >>> expected = (first - first.mean(0)) / np.sqrt(first.var(0) + 1e-3)
+    >>> bool(np.allclose(y[:8], expected, atol=1e-5))
+    True
+    >>> tuple(layer(x[:20], training=True).shape)  # a last batch: 8 + 8 + 4
+    (20, 4)
 
     Reference:
         Hoffer, Hubara & Soudry, "Train longer, generalize better: closing the
@@ -60,7 +85,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         NeurIPS 2017.
     """
 
-    def __init__(self, virtual_batch_size, **batch_norm_args):
+    def __init__(self, virtual_batch_size: int, **batch_norm_args: Any) -> None:
         self.virtual_batch_size = check_number(
             "virtual_batch_size", virtual_batch_size, low=1, integer=True
         )
@@ -73,16 +98,18 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
                     "statistics of each virtual batch",
                 )
         super().__init__(**batch_norm_args)
+        self._regular_rows: int | None = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         check_rank(self, input_shape, 2)
         if self.axis % len(input_shape) == 0:
             raise invalid("axis", self.axis, "a feature axis, not the batch axis 0")
         super().build(input_shape)
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         if not (training and self.trainable):
             return super().call(inputs, training=False, mask=mask)
+        self._check_batch(inputs.shape[0])
         dtype = "float64" if inputs.dtype == "float64" else "float32"
         x = ops.cast(inputs, dtype)
         rank = len(x.shape)
@@ -105,11 +132,15 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
             xg, weights = self._padded(x, rows, padding, grouped_shape, mask)
             weights = ops.broadcast_to(weights, ops.shape(xg))
             count = ops.sum(weights, axes, keepdims=True)
-            safe = ops.maximum(count, keras.config.epsilon())
+            # As in BatchNormalization: an empty (fully masked) virtual batch
+            # has moments 0, and so has a fully masked batch.
+            tiny = keras.config.epsilon()
+            safe = ops.maximum(count, tiny)
             mean = ops.sum(xg * weights, axes, keepdims=True) / safe
             variance = ops.sum(weights * ops.square(xg - mean), axes, keepdims=True)
             variance = variance / safe
-            share = count / ops.sum(count, axis=0, keepdims=True)
+            total = ops.sum(count, axis=0, keepdims=True)
+            share = count / ops.maximum(total, tiny)
             batch_mean = ops.sum(mean * share, axis=0)
             batch_variance = ops.sum(variance * share, axis=0)
         self._update_moving(
@@ -128,7 +159,34 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
             outputs = outputs[:rows]
         return ops.cast(outputs, self.compute_dtype)
 
-    def _padded(self, x, rows, padding, grouped_shape, mask):
+    def _check_batch(self, rows: int | None) -> None:
+        """Checks that the regular per-replica batch is a multiple of the
+        virtual batch size; a smaller batch (the last of an epoch) may not be.
+
+        The regular batch is the first training batch of known size, or any
+        larger one after it.
+        """
+        if rows is None:
+            return
+        per_replica = rows // _data_parallel_replicas()
+        if self._regular_rows is not None and per_replica <= self._regular_rows:
+            return
+        if per_replica % self.virtual_batch_size:
+            raise invalid(
+                "virtual_batch_size",
+                self.virtual_batch_size,
+                "a divisor of the per-replica training batch "
+                f"({per_replica} rows, in layer '{self.name}')",
+                fix="Train with a batch size that is a multiple of "
+                "`virtual_batch_size` (times the number of replicas); only a "
+                "smaller last batch of an epoch may leave a partial virtual "
+                "batch",
+            )
+        self._regular_rows = per_replica
+
+    def _padded(
+        self, x: Any, rows: Any, padding: Any, grouped_shape: list[Any], mask: Any
+    ) -> tuple[Any, Any]:
         """Zero-pads `x` to whole virtual batches; returns it grouped and weights.
 
         The weights are 1 on real (and unmasked) positions, 0 on the padding.
@@ -145,7 +203,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
             weights, grouped
         )
 
-    def _update_moving(self, mean, variance):
+    def _update_moving(self, mean: Any, variance: Any) -> None:
         momentum = self.momentum
         for variable, value in (
             (self.moving_mean, mean),
@@ -156,11 +214,23 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
                 ops.cast(current * momentum + value * (1.0 - momentum), variable.dtype)
             )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "virtual_batch_size": self.virtual_batch_size}
 
 
-def _pad_rows(x, padding):
+def _data_parallel_replicas() -> int:
+    """How many devices share the batch a layer sees: the data-parallel axis
+    of a `keras.distribution` (the layer sees the global batch there), else 1
+    (under `tf.distribute` a layer sees its replica's part already)."""
+    distribution = keras.distribution.distribution()
+    mesh = getattr(distribution, "device_mesh", None)
+    name = getattr(distribution, "batch_dim_name", None)
+    if mesh is None or name not in mesh.axis_names:
+        return 1
+    return int(mesh.shape[list(mesh.axis_names).index(name)])
+
+
+def _pad_rows(x: Any, padding: Any) -> Any:
     """Appends `padding` rows of zeros to `x` (a static or dynamic count)."""
     zeros = ops.zeros([padding, *ops.shape(x)[1:]], x.dtype)
     return ops.concatenate([x, zeros], axis=0)

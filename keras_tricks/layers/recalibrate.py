@@ -1,28 +1,57 @@
-"""Exact population statistics for every BatchNormalization layer."""
+"""Population statistics for every BatchNormalization layer: one pass, or exact."""
 
-import contextlib
+from __future__ import annotations
+
+import itertools
+from typing import Any, Literal
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_tricks import _keras_compat, _layers
-from keras_tricks._validation import check_number, invalid
+from keras_tricks import _layers
+from keras_tricks._validation import check_choice, check_number, invalid
+from keras_tricks.layers import _batches, _passes
 from keras_tricks.report import Report
 
+METHODS = ("single_pass", "sequential")
+"""The two definitions `recalibrate_batch_norm(method=...)` computes."""
 
-def recalibrate_batch_norm(model, data, *, steps=None, batch_size=256):
+
+def recalibrate_batch_norm(
+    model: keras.Model,
+    data: Any,
+    *,
+    steps: int | None = None,
+    batch_size: int = 256,
+    method: Literal["single_pass", "sequential"] = "single_pass",
+) -> Report:
     """Sets each BatchNormalization layer's moving statistics to the population's.
 
     During training the moving averages trail the weights (momentum 0.99
     averages over about a hundred steps, taken while the weights changed);
     after weight averaging or a change of batch size they no longer match the
-    network at all. This re-estimates them as the exact mean and (biased)
-    variance of each layer's inputs over `data`, with the model in inference
-    mode. Layers are done in the order the model calls them, so each one sees
-    inputs normalised by the already-recalibrated layers before it: with `L`
-    layers that is `L` passes over `data`, the pass for layer `l` stopping at
-    layer `l`.
+    network at all. This re-estimates them as the mean and (biased) variance
+    of each layer's inputs over `data`, in one of two ways:
+
+    - `method="single_pass"` (the default; PyTorch's
+      `torch.optim.swa_utils.update_bn`, fvcore's PreciseBN): one pass over
+      `data` in which every BatchNormalization layer normalises its batch
+      with that batch's own mean and variance, as in training, and
+      accumulates the population statistics of its inputs; every other layer
+      runs in inference mode (dropout off). The pass stops after the last
+      BatchNormalization layer. A layer's inputs therefore depend, slightly,
+      on the batch they came in (through the batch statistics of the layers
+      before it): the larger `batch_size`, the smaller the difference.
+    - `method="sequential"` (Ioffe & Szegedy's Algorithm 2, exact): layers are
+      done in call order, each from inputs normalised by the already
+      recalibrated layers before it, exactly as at inference: one pass per
+      layer, the pass for layer `l` stopping at layer `l`.
+
+    On the Fashion-MNIST benchmark network (3 BN layers, batch 1024) the two
+    give the same dev accuracy and statistics within 0.3% of each other,
+    and the single pass costs about one inference pass (see
+    `docs/normalization.md`).
 
     Streaming: per batch, the count `n_b`, mean `m_b` and sum of squared
     deviations `M2_b` are computed in float32 and merged on the host in
@@ -32,10 +61,11 @@ def recalibrate_batch_norm(model, data, *, steps=None, batch_size=256):
         M2 = M2_a + M2_b + delta^2 * n_a * n_b / n,   var = M2 / n
 
     so data larger than memory works. Covers `keras.layers.BatchNormalization`
-    and its subclasses (`GhostBatchNormalization`), nested models included;
-    with `renorm=True` the moving stddev is set to `sqrt(var + epsilon)` too.
-    A layer called several times per forward pass is calibrated on its first
-    call; masks are ignored.
+    and its subclasses (`GhostBatchNormalization`, normalised with the whole
+    batch's statistics in the single pass), nested models included; with
+    `renorm=True` the moving stddev is set to `sqrt(var + epsilon)` too. A
+    layer called several times per forward pass is calibrated on its first
+    call; masks are ignored. Nothing is changed when an error is raised.
 
     Args:
         model: a `keras.Model` with at least one BatchNormalization layer.
@@ -43,11 +73,13 @@ def recalibrate_batch_norm(model, data, *, steps=None, batch_size=256):
             `(x, y[, sample_weight])`), a NumPy array or tensor (split into
             batches of `batch_size`), a `keras.utils.PyDataset`, a list of
             batches, or a generator function (called once per pass). A
-            generator object can be read only once: it works for a model with
-            a single BatchNormalization layer.
+            generator object can be read only once: it works with the single
+            pass, or for a model with one BatchNormalization layer.
         steps: batches per pass (the first `steps`). Defaults to `None`: all
             (required for an infinite dataset).
         batch_size: rows per batch when `data` is an array. Defaults to `256`.
+        method: `"single_pass"` or `"sequential"`. Defaults to
+            `"single_pass"`.
 
     Returns:
         A `keras_tricks.report.Report`, one row per layer in call order:
@@ -58,8 +90,10 @@ def recalibrate_batch_norm(model, data, *, steps=None, batch_size=256):
 
     Raises:
         ValueError: for a model without BatchNormalization layers, `steps < 1`,
-            `batch_size < 1`, empty data, an infinite dataset without `steps`,
-            or a one-shot generator for a model with several layers.
+            `batch_size < 1`, an unknown `method`, empty data, data with NaN
+            or Inf (the message names the rows), an infinite dataset without
+            `steps`, or a one-shot generator with `method="sequential"` and
+            several layers.
         TypeError: for `data` of an unsupported type.
 
     Example:
@@ -68,16 +102,25 @@ def recalibrate_batch_norm(model, data, *, steps=None, batch_size=256):
     ...                           keras.layers.BatchNormalization()])
     >>> x = np.random.default_rng(0).normal(size=(1000, 4))
     >>> report = recalibrate_batch_norm(model, x)
+    >>> report[0]["samples"]
+    1000
+    >>> inputs = model.layers[0](x)
+    >>> bool(np.allclose(model.layers[1].moving_variance, ops.var(inputs, 0)))
+    True
 
     Reference:
         Ioffe & Szegedy, "Batch Normalization", ICML 2015 (Algorithm 2:
-        population statistics for inference); Chan, Golub & LeVeque,
+        population statistics for inference); Izmailov et al., "Averaging
+        Weights Leads to Wider Optima and Better Generalization", UAI 2018
+        (the single pass after weight averaging); Wu & Johnson, "Rethinking
+        'Batch' in BatchNorm", 2021 (PreciseBN); Chan, Golub & LeVeque,
         "Updating formulae and a pairwise algorithm for computing sample
         variances", 1979.
     """
     if steps is not None:
         steps = check_number("steps", steps, low=1, integer=True)
     batch_size = check_number("batch_size", batch_size, low=1, integer=True)
+    method = check_choice("method", method, METHODS)
     layers = [
         layer
         for layer in _layers.walk(model)
@@ -89,137 +132,105 @@ def recalibrate_batch_norm(model, data, *, steps=None, batch_size=256):
             model,
             "a model with at least one BatchNormalization layer",
         )
-    passes = _passes(data, batch_size, steps, one_pass_only=len(layers) == 1)
-    if len(layers) > 1:
-        first = next(iter(passes()), None)
-        if first is None:
-            raise invalid("data", data, "at least one batch")
-        if not model.built:
-            model(first, training=False)
-        layers = [layer for layer, _ in _layers.outputs(model, first, layers)]
+    reads = len(layers) if method == "sequential" else 1
+    passes = _batches.passes(data, batch_size, steps, reads)
+    first_pass = passes()
+    first = next(first_pass, None)
+    if first is None:
+        raise invalid("data", data, "at least one batch")
+    if not model.built:
+        model(first, training=False)
+    saved = [_moving(layer) for layer in layers]
+    try:
+        if method == "single_pass":
+            batches = itertools.chain([first], first_pass)
+            return _single_pass(model, layers, batches, data)
+        return _sequential(model, layers, first, passes, data)
+    except BaseException:
+        for layer, values in zip(layers, saved, strict=True):
+            for variable, value in zip(_moving_variables(layer), values, strict=True):
+                variable.assign(value)
+        raise
+
+
+def _single_pass(model, layers, batches, data):
+    """Every layer's statistics from one pass, each batch normalised by its own."""
+    runner = _passes.runner(model, layers, single_pass=True)
+    totals = _stream(runner, batches, data)
+    rows = []
+    for layer, (count, mean, variance) in zip(runner.order, totals, strict=True):
+        _check_finite_statistics(layer, mean, variance, data)
+        rows.append(_row(layer, count, mean, variance))
+    for layer, (_, mean, variance) in zip(runner.order, totals, strict=True):
+        _assign(layer, mean, variance)
+    return Report(rows, title="recalibrate_batch_norm")
+
+
+def _sequential(model, layers, first, passes, data):
+    """Layer after layer in call order, each from the recalibrated ones before."""
+    layers = [layer for layer, _ in _layers.outputs(model, first, layers)]
     rows = []
     for layer in layers:
-        count, mean, variance = _population(model, layer, passes, data)
+        runner = _passes.runner(model, [layer], single_pass=False)
+        ((count, mean, variance),) = _stream(runner, passes(), data)
+        _check_finite_statistics(layer, mean, variance, data)
         rows.append(_row(layer, count, mean, variance))
         _assign(layer, mean, variance)
     return Report(rows, title="recalibrate_batch_norm")
 
 
-def _passes(data, batch_size, steps, one_pass_only):
-    """Returns a function that yields the input batches of one pass."""
-    source = _source(data, batch_size, one_pass_only)
-    if steps is None and hasattr(data, "cardinality"):
-        import tensorflow as tf
+def _stream(runner, batches, data):
+    """Runs `runner` on every batch; merges each layer's moments (Chan et al.).
 
-        if data.cardinality() == tf.data.INFINITE_CARDINALITY:
-            raise invalid("steps", None, "a number of batches for an infinite dataset")
+    Returns `[(count, mean, variance)]` per layer, in float64.
+    """
+    totals, seen = None, 0
+    for x in batches:
+        finite, moments = runner(x)
+        if not bool(ops.convert_to_numpy(finite)):
+            raise _nonfinite(data, itertools.chain([x], batches), seen)
+        seen += _batches.rows(x)
+        batch = [
+            tuple(np.asarray(ops.convert_to_numpy(v), "float64") for v in m)
+            for m in moments
+        ]
+        totals = (
+            batch
+            if totals is None
+            else [_merge(a, b) for a, b in zip(totals, batch, strict=True)]
+        )
+    if totals is None:
+        raise invalid("data", data, "at least one batch")
+    return [(float(n), mean, m2 / n) for n, mean, m2 in totals]
 
-    def batches():
-        for step, element in enumerate(source()):
-            if steps is not None and step >= steps:
-                return
-            yield keras.utils.unpack_x_y_sample_weight(element)[0]
 
-    return batches
-
-
-def _source(data, batch_size, one_pass_only):
-    """Returns a zero-argument function giving an iterator over `data`."""
-    if hasattr(data, "element_spec") or isinstance(data, list | tuple):
-        return data.__iter__  # tf.data.Dataset or list of batches
-    if hasattr(data, "shape"):
-        if len(data.shape) == 0 or data.shape[0] == 0:
-            raise invalid("data", data, "a non-empty batch")
-        starts = range(0, data.shape[0], batch_size)
-        return lambda: (data[s : s + batch_size] for s in starts)
-    if isinstance(data, keras.utils.PyDataset):
-        return lambda: (data[i] for i in range(data.num_batches))
-    if callable(data):
-        return data
-    if hasattr(data, "__next__"):
-        if not one_pass_only:
-            raise invalid(
-                "data",
-                data,
-                "data that can be read several times (one pass per "
-                "BatchNormalization layer)",
-                fix="Pass the generator function itself (e.g. `make_batches` "
-                "instead of `make_batches()`), an array or a tf.data.Dataset",
-            )
-        return lambda: data
-    raise invalid(
-        "data",
-        data,
-        "a tf.data.Dataset, an array, a PyDataset, a list of batches or "
-        "a generator function",
-        TypeError,
+def _nonfinite(data, batches, seen):
+    """The error naming every row with NaN or Inf, from `seen` rows on."""
+    rows = []
+    for x in batches:
+        rows.extend(_layers.nonfinite_rows(x) + seen)
+        seen += _batches.rows(x)
+    return _layers.nonfinite_error(
+        "data", data, rows, " (counted from 0 over the batches of `data`)"
     )
 
 
-class _Stop(Exception):
-    """Ends a forward pass once the wanted layer's inputs are captured."""
+def _merge(a, b):
+    """Chan, Golub & LeVeque's merge of two `(count, mean, M2)` summaries."""
+    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
+    total = n_a + n_b
+    delta = mean_b - mean_a
+    mean = mean_a + delta * n_b / total
+    return total, mean, m2_a + m2_b + delta**2 * n_a * n_b / total
 
 
-@contextlib.contextmanager
-def _inputs_of(layer, capture):
-    """Makes `layer.call` record its input into `capture` and stop the pass."""
-
-    def call(inputs, *args, **kwargs):
-        capture.append(inputs)
-        raise _Stop
-
-    with _keras_compat.replaced_call(layer, call):
-        yield
+def _moving_variables(layer):
+    names = ("moving_mean", "moving_variance", "moving_stddev")
+    return [getattr(layer, n) for n in names if getattr(layer, n, None) is not None]
 
 
-def _batch_moments_fn(model, layer, example):
-    """Returns `x -> (count, mean, M2)` of `layer`'s inputs per channel.
-
-    On TensorFlow it is one `tf.function`, traced once for batches shaped
-    like `example` with any number of rows.
-    """
-
-    def moments(x):
-        capture = []
-        with _inputs_of(layer, capture), contextlib.suppress(_Stop):
-            model(x, training=False)
-        values = ops.cast(capture[0], "float32")
-        axis = layer.axis % len(values.shape)
-        axes = [a for a in range(len(values.shape)) if a != axis]
-        mean = ops.mean(values, axis=axes, keepdims=True)
-        m2 = ops.sum(ops.square(values - mean), axis=axes)
-        count = ops.cast(ops.size(values), "float32") / values.shape[axis]
-        return count, ops.reshape(mean, [-1]), m2
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        spec = keras.tree.map_structure(
-            lambda v: tf.TensorSpec((None, *v.shape[1:]), tf.as_dtype(v.dtype)),
-            example,
-        )
-        return tf.function(moments, input_signature=[spec], autograph=False)
-    return moments
-
-
-def _population(model, layer, batches, data):
-    """Streams `batches` through `model`; merges per-batch moments (Chan)."""
-    moments = None
-    count, mean, m2 = 0.0, 0.0, 0.0
-    for x in batches():
-        moments = moments or _batch_moments_fn(model, layer, x)
-        n_b, mean_b, m2_b = (
-            np.asarray(ops.convert_to_numpy(v), "float64") for v in moments(x)
-        )
-        n_b = float(n_b)
-        total = count + n_b
-        delta = mean_b - mean
-        mean = mean + delta * n_b / total
-        m2 = m2 + m2_b + delta**2 * count * n_b / total
-        count = total
-    if count == 0:
-        raise invalid("data", data, "at least one batch")
-    return count, mean, m2 / count
+def _moving(layer):
+    return [ops.convert_to_numpy(v) for v in _moving_variables(layer)]
 
 
 def _row(layer, count, mean, variance):
@@ -235,6 +246,17 @@ def _row(layer, count, mean, variance):
         ),
         "var_ratio": float(np.max(np.maximum(ratio, 1 / ratio))),
     }
+
+
+def _check_finite_statistics(layer, mean, variance, data):
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(variance))):
+        raise invalid(
+            "data",
+            data,
+            "data on which every BatchNormalization layer's inputs stay finite",
+            fix=f"The inputs of layer '{layer.name}' overflow to NaN or Inf "
+            "although the data are finite; nothing was changed",
+        )
 
 
 def _assign(layer, mean, variance):

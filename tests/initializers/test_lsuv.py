@@ -29,10 +29,17 @@ def _numpy_pre_activations(model, x):
     return pres
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu"])
-@pytest.mark.parametrize("target_std", [1.0, 0.5])
-def test_every_layer_reaches_target_std(activation, target_std, rng):
-    model = _mlp(activation=activation)
+@pytest.mark.parametrize(
+    ("activation", "target_std", "depth"),
+    [
+        ("tanh", 1.0, 6),
+        ("tanh", 0.5, 6),
+        ("relu", 1.0, 6),
+        pytest.param("relu", 0.5, 2, marks=pytest.mark.jax),
+    ],
+)
+def test_every_layer_reaches_target_std(activation, target_std, depth, rng):
+    model = _mlp(depth=depth, activation=activation)
     x = rng.normal(size=(256, 16))
     report = lsuv_initialize(model, x, target_std=target_std, tol=0.02, seed=0)
     assert [row["layer"] for row in report] == [layer.name for layer in model.layers]
@@ -117,3 +124,31 @@ def test_bad_batches(rng):
         lsuv_initialize(model, rng.normal(size=(8, 4, 4)))
     with pytest.raises(TypeError, match="`x`"):
         lsuv_initialize(model, [[1.0] * 16])
+
+
+@pytest.mark.jax
+def test_nan_rows_are_named_and_the_kernels_left_unchanged(rng):
+    """Before: LSUV measured a NaN std, stopped, and silently left every
+    layer with its unscaled orthonormal start."""
+    model = _mlp(depth=2)
+    x = rng.normal(size=(64, 16))
+    x[3, 2], x[40, 0] = np.nan, -np.inf
+    model(x[:1])
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"`x`.*finite.*Rows 3, 40 hold NaN"):
+        lsuv_initialize(model, x)
+    for ours, theirs in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_layer_with_non_finite_output_is_named_and_nothing_changes(rng):
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(4, name="first")(inputs)
+    h = keras.layers.Lambda(lambda t: t * np.inf)(h)  # inf, or NaN for 0
+    outputs = keras.layers.Dense(2, name="second")(h)
+    model = keras.Model(inputs, outputs)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="layer 'second' holds NaN or Inf"):
+        lsuv_initialize(model, rng.normal(size=(32, 4)))
+    for ours, theirs in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(ours, theirs)

@@ -8,6 +8,7 @@ from keras_tricks import initializers
 from tests.helpers import assert_roundtrip
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("name", initializers.NAMES)
 def test_std_matches_formula(name):
     values = keras.ops.convert_to_numpy(initializers.get(name, seed=1)((512, 512)))
@@ -28,7 +29,7 @@ def test_std_matches_formula(name):
         ("orthogonal", 1 / math.sqrt(512)),
     ],
 )
-def test_expected_std_is_the_material_formula(name, formula):
+def test_expected_std_is_the_formula(name, formula):
     assert initializers.expected_std(name, (512, 512)) == pytest.approx(formula)
 
 
@@ -76,11 +77,18 @@ def test_unknown_name_lists_the_valid_ones(bad):
         initializers.expected_std(bad, (2, 2))
 
 
+def test_expected_std_names_are_case_insensitive_like_get():
+    assert initializers.expected_std("HE", (8, 4)) == initializers.expected_std(
+        "he", (8, 4)
+    )
+
+
 def test_bad_seed_is_a_type_error():
     with pytest.raises(TypeError, match="`seed`.*Received: seed='x'"):
         initializers.InverseFanInNormal(seed="x")
 
 
+@pytest.mark.jax
 def test_inverse_fan_in_normal_config_round_trip():
     init = initializers.InverseFanInNormal(seed=5)
     config = keras.initializers.serialize(init)

@@ -31,7 +31,7 @@ def _model():
     return keras.Sequential(
         [keras.Input((6,)), keras.layers.Dense(8, activation="tanh")]
         + [factory() for factory in FACTORIES.values()]
-        + [keras.layers.Dense(3)]
+        + [keras.layers.Dense(3, activation="softmax")]
     )
 
 
@@ -47,6 +47,7 @@ def mixed_precision():
     keras.config.set_dtype_policy(policy)
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("name", list(FACTORIES))
 def test_config_is_complete(name):
     layer = FACTORIES[name]()
@@ -153,3 +154,57 @@ def test_rate_outside_unit_interval(name, rate):
 def test_wrong_input_rank(name, shape):
     with pytest.raises(ValueError, match="`inputs`.*Expected rank >= "):
         FACTORIES[name]().build(shape)
+
+
+def _fraction_in(allowed):
+    def metric(y_true, y_pred):
+        distance = [keras.ops.abs(y_pred - value) for value in allowed]
+        hit = keras.ops.min(keras.ops.stack(distance), axis=0) < 1e-5
+        return keras.ops.mean(keras.ops.cast(hit, "float32"), axis=-1)
+
+    metric.__name__ = "in_set"
+    return metric
+
+
+def _zeros(y_true, y_pred):
+    return keras.ops.mean(keras.ops.cast(y_pred == 0, "float32"), axis=-1)
+
+
+def _rows_differ(y_true, y_pred):
+    spread = keras.ops.max(y_pred, axis=0) - keras.ops.min(y_pred, axis=0)
+    return keras.ops.broadcast_to(keras.ops.max(spread), keras.ops.shape(y_pred)[:1])
+
+
+@pytest.mark.jax
+def test_training_masks_inside_a_jit_compiled_fit():
+    """The metrics see the training outputs of each layer on inputs of ones,
+    inside `fit(jit_compile=True)`: only the values the formula allows."""
+    inputs = keras.Input((16,))
+    layers = {
+        "classic": ClassicDropout(0.5, seed=1),  # m * x: 0 or 1
+        "mc": MCDropout(0.5, seed=2),  # m * x / 0.5: 0 or 2
+        "path": DropPath(0.5, seed=3),  # per sample: all 0 or all 2
+        "connect": DropConnectDense(  # 2 * (kept weights of the column)
+            16, 0.5, seed=4, kernel_initializer="ones", bias_initializer="zeros"
+        ),
+    }
+    model = keras.Model(inputs, {name: layer(inputs) for name, layer in layers.items()})
+    metrics = {
+        "classic": [_fraction_in([0, 1]), _zeros],
+        "mc": [_fraction_in([0, 2]), _zeros],
+        "path": [_fraction_in([0, 2]), _zeros],
+        "connect": [_fraction_in(range(0, 34, 2)), _rows_differ],
+    }
+    model.compile(keras.optimizers.SGD(0.0), "mse", metrics=metrics, jit_compile=True)
+    ones = np.ones((256, 16), "float32")
+    logs = model.fit(
+        ones, {name: ones for name in layers}, batch_size=64, epochs=1, verbose=0
+    ).history
+    logs = {key: value[-1] for key, value in logs.items()}
+    for name in layers:
+        assert logs[f"{name}_in_set"] == 1.0
+    # 4096 Bernoulli(0.5) draws: standard error 0.008; drop-path: 256 samples.
+    assert logs["classic__zeros"] == pytest.approx(0.5, abs=0.04)
+    assert logs["mc__zeros"] == pytest.approx(0.5, abs=0.04)
+    assert logs["path__zeros"] == pytest.approx(0.5, abs=0.12)
+    assert logs["connect__rows_differ"] == 0.0  # one mask per step, all rows

@@ -86,6 +86,7 @@ def _mc_model():
     )
 
 
+@pytest.mark.jax
 def test_mc_predict_is_the_mean_and_std_of_the_passes(rng):
     model = _mc_model()
     x = rng.normal(size=(40, 3)).astype("float32")
@@ -93,7 +94,8 @@ def test_mc_predict_is_the_mean_and_std_of_the_passes(rng):
     assert mean.shape == std.shape == (40, 2)
     # The same passes by hand: seed the layer the way mc_predict does.
     layer = model.layers[1]
-    layer.seed_generator.state.assign(np.array([11, 0], "int64"))
+    state = layer.seed_generator.state
+    state.assign(np.array([11, 0], keras.backend.standardize_dtype(state.dtype)))
     passes = np.stack([_np(model(x)) for _ in range(7)])
     np.testing.assert_allclose(mean, passes.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(std, passes.std(0), rtol=1e-5, atol=1e-6)
@@ -123,16 +125,32 @@ def test_mc_predict_errors(rng):
         mc_predict(_mc_model(), x, samples=0)
 
 
+@pytest.mark.jax
 def test_drop_connect_drops_weights_not_units(rng):
-    layer = DropConnectDense(6, 0.4, seed=0, bias_initializer="random_normal")
+    # 0.375 is a multiple of 2**-15: the drop probability is exactly the rate.
+    layer = DropConnectDense(6, 0.375, seed=0, bias_initializer="random_normal")
     x = np.eye(5, dtype="float32")  # row i of the output reads row i of W
     layer.build((None, 5))
     kernel, bias = (_np(w) for w in layer.get_weights())
     masked = _np(layer(x, training=True)) - bias
-    kept = ~np.isclose(masked, 0)
-    np.testing.assert_allclose(masked[kept], kernel[kept] / 0.6, rtol=1e-5)
+    kept = ~np.isclose(masked, 0, atol=1e-6)
+    np.testing.assert_allclose(masked[kept], kernel[kept] / 0.625, rtol=1e-5, atol=1e-6)
     assert 0 < kept.mean() < 1
     np.testing.assert_allclose(_np(layer(x)), x @ kernel + bias, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.5, 0.9])
+def test_drop_connect_drop_probability_and_unbiased_scale(rate):
+    """One mask of 512 x 512 weights: the dropped fraction is the rate within
+    4 standard errors (plus the 2**-16 rounding); kept weights are scaled by
+    1 / (1 - p) for the rounded p, so that E[y] is the Dense output."""
+    layer = DropConnectDense(512, rate, seed=1, kernel_initializer="ones")
+    scaled = _np(layer(np.eye(512, dtype="float32"), training=True))
+    dropped = np.mean(scaled == 0)
+    error = 4 * np.sqrt(rate * (1 - rate) / scaled.size) + 2**-16
+    assert dropped == pytest.approx(rate, abs=error)
+    p = round(rate * 2**15) / 2**15
+    np.testing.assert_allclose(scaled[scaled != 0], 1 / (1 - p), rtol=1e-6)
 
 
 def test_drop_connect_accepts_every_dense_argument(rng):

@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from keras_tricks.layers import GhostBatchNormalization
+from keras_tricks.layers import GhostBatchNormalization, ghost_batch_norm
+from tests.conftest import BACKEND
 
 EPSILON = 1e-3
 
@@ -60,10 +60,15 @@ def test_matches_batch_normalization_with_one_virtual_batch(shape, axis, rng):
     )
 
 
-@pytest.mark.parametrize(("rows", "size"), [(32, 8), (29, 8), (5, 8), (30, 1)])
+@pytest.mark.parametrize(
+    ("rows", "size"),
+    [(32, 8), (29, 8), (5, 8), (30, 1)],
+)
 def test_statistics_per_virtual_batch(rows, size, rng):
+    """A regular batch of 32 rows first; then 29 and 5 are last batches."""
     x = (rng.normal(size=(rows, 4)) * 2 - 1).astype("float32")
     layer = GhostBatchNormalization(size, momentum=0.0)
+    layer(np.zeros((32, 4), "float32"), training=True)
     expected, mean, variance = _ghost_numpy(x.astype("float64"), size)
     np.testing.assert_allclose(_np(layer(x, training=True)), expected, atol=1e-4)
     # momentum 0: the moving statistics are this step's row-weighted average.
@@ -72,6 +77,8 @@ def test_statistics_per_virtual_batch(rows, size, rng):
 
 
 def test_uneven_dynamic_batch_under_jit(rng):
+    import tensorflow as tf
+
     layer = GhostBatchNormalization(8, momentum=0.0)
     layer.build((None, 3))
 
@@ -153,3 +160,128 @@ def test_bad_arguments(kwargs, error, message):
 def test_batch_axis_is_refused():
     with pytest.raises(ValueError, match="`axis`.*Received: axis=0"):
         GhostBatchNormalization(4, axis=0).build((8, 3))
+
+
+def _masked_pair(shape, axis):
+    """A ghost BN with one virtual batch and a Keras BN with equal weights."""
+    kwargs = {"axis": axis, "momentum": 0.5}
+    ghost = GhostBatchNormalization(shape[0], **kwargs)
+    native = keras.layers.BatchNormalization(**kwargs)
+    for layer in (ghost, native):
+        layer.build(shape)
+    return ghost, native
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis", "masked"),
+    [
+        ((8, 5, 3), -1, np.s_[:, :]),  # the whole batch
+        ((8, 5, 3), -1, np.s_[:4, :]),  # the first virtual batch of 4 rows
+        ((8, 3, 5), 1, np.s_[:, 1]),  # channel 1, on every row
+    ],
+    ids=["batch", "virtual_batch", "channel"],
+)
+def test_fully_masked_batch_or_channel_stays_finite_like_batch_norm(
+    shape, axis, masked, rng
+):
+    """Before: 0 / 0 in the virtual-batch weights made the moving statistics
+    NaN, and every later prediction. Now they follow BatchNormalization: an
+    empty batch or channel has moments 0."""
+    x = rng.normal(size=shape).astype("float32") + 3
+    mask = np.ones(shape[:2], bool)
+    mask[masked] = False
+    ghost, native = _masked_pair(shape, axis)
+    for _ in range(2):
+        np.testing.assert_allclose(
+            _np(ghost(x, training=True, mask=mask)),
+            _np(native(x, training=True, mask=mask)),
+            atol=1e-4,
+        )
+    for ours, theirs in zip(ghost.get_weights(), native.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert np.all(np.isfinite(_np(ghost(x, training=False))))
+    # Several virtual batches: the empty ones weigh 0, the rest as in NumPy.
+    layer = GhostBatchNormalization(4, axis=axis, momentum=0.0)
+    layer(x, training=True, mask=mask)
+    channels_last = np.moveaxis(x, axis, -1) if axis == 1 else x
+    weights = (
+        mask[..., None]
+        if axis == -1
+        else np.moveaxis(np.broadcast_to(mask[..., None], shape), 1, -1)
+    )
+    means = []
+    for start in (0, 4):
+        w = np.broadcast_to(weights[start : start + 4], channels_last[:4].shape)
+        chunk = channels_last[start : start + 4]
+        count = w.sum(axis=(0, 1))
+        means.append(((chunk * w).sum(axis=(0, 1)) / np.maximum(count, 1e-7), count))
+    total = sum(count for _, count in means)
+    expected = sum(m * c for m, c in means) / np.maximum(total, 1e-7)
+    np.testing.assert_allclose(_np(layer.moving_mean), expected, atol=1e-5)
+
+
+def test_virtual_batch_size_must_divide_the_regular_batch(rng):
+    x = rng.normal(size=(48, 3)).astype("float32")
+    layer = GhostBatchNormalization(16)
+    layer(x[:32], training=True)  # the regular batch: 2 virtual batches
+    layer(x[:20], training=True)  # a last batch: 16 + 4 rows, padded
+    layer(x, training=False)  # inference: any size
+    layer(x, training=True)  # a larger regular batch: 3 virtual batches
+    message = (
+        r"`virtual_batch_size`. Expected a divisor of the per-replica training "
+        r"batch \({} rows.*Received: virtual_batch_size={}"
+    )
+    with pytest.raises(ValueError, match=message.format(20, 16)):
+        GhostBatchNormalization(16)(x[:20], training=True)
+    with pytest.raises(ValueError, match=message.format(8, 16)):
+        GhostBatchNormalization(16)(x[:8], training=True)  # larger than it
+
+
+@pytest.mark.jax
+def test_the_per_replica_batch_counts_under_a_data_parallel_distribution(
+    monkeypatch, rng
+):
+    """Under keras.distribution.DataParallel (JAX) a layer sees the global
+    batch: 2 devices x 12 rows divide into virtual batches of 12, not of 8."""
+
+    class Mesh:
+        shape, axis_names = (2,), ("batch",)
+
+    class Distribution:
+        device_mesh, batch_dim_name = Mesh(), "batch"
+
+    monkeypatch.setattr(keras.distribution, "distribution", Distribution)
+    assert ghost_batch_norm._data_parallel_replicas() == 2
+    x = rng.normal(size=(24, 3)).astype("float32")
+    GhostBatchNormalization(12)(x, training=True)
+    with pytest.raises(ValueError, match=r"\(12 rows.*virtual_batch_size=8"):
+        GhostBatchNormalization(8)(x, training=True)
+
+
+@pytest.mark.jax
+def test_fit_with_a_partial_last_batch_under_jit(rng):
+    """44 rows in batches of 16: the last one (12 rows, traced with a static
+    shape on JAX) is 8 + 4 rows; momentum 0 leaves its statistics."""
+    x = rng.normal(size=(44, 3)).astype("float32") * 2 + 1
+    model = keras.Sequential(
+        [keras.Input((3,)), GhostBatchNormalization(8, momentum=0.0)]
+    )
+    model.compile(keras.optimizers.SGD(0.0), "mse", jit_compile=True)
+    model.fit(x, x, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    _, mean, variance = _ghost_numpy(x[32:].astype("float64"), 8)
+    layer = model.layers[0]
+    np.testing.assert_allclose(_np(layer.moving_mean), mean, atol=1e-5)
+    np.testing.assert_allclose(_np(layer.moving_variance), variance, atol=1e-5)
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(
+    BACKEND == "tensorflow",
+    reason="TensorFlow traces fit with an unknown batch size: nothing to check",
+)
+def test_fit_with_a_batch_that_virtual_batches_do_not_divide_fails(rng):
+    x = rng.normal(size=(48, 3)).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), GhostBatchNormalization(8)])
+    model.compile("sgd", "mse", jit_compile=True)
+    with pytest.raises(ValueError, match=r"\(12 rows.*virtual_batch_size=8"):
+        model.fit(x, x, batch_size=12, epochs=1, verbose=0)

@@ -1,9 +1,12 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_tricks.layers import GhostBatchNormalization, recalibrate_batch_norm
+from tests.conftest import BACKEND
+
+if BACKEND == "tensorflow":
+    import tensorflow as tf
 
 
 def _np(value):
@@ -65,7 +68,9 @@ def _images(rng, rows=300):
 def test_moving_statistics_equal_numpy_population(make_data, rng):
     model = _conv_model()
     x = _images(rng)
-    report = recalibrate_batch_norm(model, make_data(x), batch_size=128)
+    report = recalibrate_batch_norm(
+        model, make_data(x), batch_size=128, method="sequential"
+    )
     assert [row["layer"] for row in report] == ["bn_conv", "ghost"]
     assert report[0]["samples"] == 300 * 4 * 4
     assert report[1]["samples"] == 300
@@ -167,7 +172,7 @@ def test_mirrored_model(strategy, rng):
     with strategy.scope():
         model = _conv_model()
     x = _images(rng, 100)
-    recalibrate_batch_norm(model, x, batch_size=32)
+    recalibrate_batch_norm(model, x, batch_size=32, method="sequential")
     _assert_population(model, x, ["bn_conv", "ghost"])
 
 
@@ -181,7 +186,7 @@ def test_errors(rng):
     with pytest.raises(ValueError, match="Received: batch_size=0"):
         recalibrate_batch_norm(model, x, batch_size=0)
     with pytest.raises(ValueError, match="`data`.*read several times"):
-        recalibrate_batch_norm(model, iter([x]))
+        recalibrate_batch_norm(model, iter([x]), method="sequential")
     with pytest.raises(TypeError, match="`data`.*Received: data=3"):
         recalibrate_batch_norm(model, 3)
     with pytest.raises(ValueError, match="`data`.*non-empty"):
@@ -189,3 +194,116 @@ def test_errors(rng):
     endless = tf.data.Dataset.from_tensor_slices(x).batch(5).repeat()
     with pytest.raises(ValueError, match="`steps`.*infinite"):
         recalibrate_batch_norm(model, endless)
+
+
+def _mlp():
+    """Dense - BN - Dense(tanh) - BN(ghost) - Dense, with non-trivial gamma/beta."""
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(5),
+            keras.layers.BatchNormalization(name="bn_a"),
+            keras.layers.Dense(4, activation="tanh"),
+            GhostBatchNormalization(8, name="bn_b"),
+            keras.layers.Dense(2),
+        ]
+    )
+    rng = np.random.default_rng(1)
+    for name in ("bn_a", "bn_b"):
+        layer = model.get_layer(name)
+        layer.gamma.assign(rng.uniform(0.5, 2.0, layer.gamma.shape))
+        layer.beta.assign(rng.normal(size=layer.beta.shape))
+    return model
+
+
+def _single_pass_numpy(model, x, batch_size):
+    """The single-pass definition in NumPy: each batch goes through the network
+    with every BN layer normalising it by its own mean and (biased) variance;
+    each layer's statistics pool its inputs over all batches."""
+    dense_a, bn_a, dense_b, bn_b, _ = (
+        [np.asarray(w, "float64") for w in layer.get_weights()]
+        for layer in model.layers
+    )
+
+    def normalise(h, bn):
+        gamma, beta = bn[0], bn[1]
+        return gamma * (h - h.mean(0)) / np.sqrt(h.var(0) + 1e-3) + beta
+
+    inputs_a, inputs_b = [], []
+    for start in range(0, len(x), batch_size):
+        h = x[start : start + batch_size].astype("float64") @ dense_a[0] + dense_a[1]
+        inputs_a.append(h)
+        h = np.tanh(normalise(h, bn_a) @ dense_b[0] + dense_b[1])
+        inputs_b.append(h)
+    return [
+        (np.concatenate(h).mean(0), np.concatenate(h).var(0))
+        for h in (inputs_a, inputs_b)
+    ]
+
+
+@pytest.mark.jax
+def test_single_pass_statistics_equal_numpy_of_the_same_definition(rng):
+    model = _mlp()
+    x = (rng.normal(size=(300, 3)) * 2 + 1).astype("float32")
+    expected = _single_pass_numpy(model, x, 128)  # batches of 128, 128, 44
+    report = recalibrate_batch_norm(model, x, batch_size=128)
+    assert [row["layer"] for row in report] == ["bn_a", "bn_b"]
+    for name, (mean, variance) in zip(["bn_a", "bn_b"], expected, strict=True):
+        layer = model.get_layer(name)
+        np.testing.assert_allclose(_np(layer.moving_mean), mean, atol=1e-5)
+        np.testing.assert_allclose(_np(layer.moving_variance), variance, rtol=1e-4)
+    # The first layer's inputs do not depend on the batches: the forms agree.
+    single = _np(model.get_layer("bn_a").moving_variance)
+    recalibrate_batch_norm(model, x, batch_size=128, method="sequential")
+    np.testing.assert_allclose(
+        _np(model.get_layer("bn_a").moving_variance), single, rtol=1e-5
+    )
+    _assert_population(model, x, ["bn_a", "bn_b"])
+
+
+@pytest.mark.jax
+def test_single_pass_reads_a_one_shot_generator_once(rng):
+    model = _mlp()
+    x = rng.normal(size=(200, 3)).astype("float32")
+    expected = _single_pass_numpy(model, x, 50)
+    report = recalibrate_batch_norm(model, (x[i : i + 50] for i in range(0, 200, 50)))
+    assert [row["samples"] for row in report] == [200, 200]
+    np.testing.assert_allclose(
+        _np(model.get_layer("bn_b").moving_mean), expected[1][0], atol=1e-5
+    )
+
+
+def _moving(model):
+    return [_np(v) for v in model.non_trainable_weights if "moving" in v.path]
+
+
+@pytest.mark.parametrize(
+    "method", [pytest.param("single_pass", marks=pytest.mark.jax), "sequential"]
+)
+def test_nan_rows_are_named_and_nothing_changes(method, rng):
+    """Before: one NaN row made every moving statistic, then every
+    prediction, NaN."""
+    model = _mlp()
+    x = rng.normal(size=(300, 3)).astype("float32")
+    x[17, 1] = np.nan
+    x[203, 0] = np.inf
+    model(x[:2])
+    before = _moving(model)
+    with pytest.raises(ValueError, match=r"`data`.*finite.*Rows 17, 203 \(counted"):
+        recalibrate_batch_norm(model, x, batch_size=64, method=method)
+    for ours, theirs in zip(_moving(model), before, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert np.all(np.isfinite(_np(model(np.nan_to_num(x, posinf=0.0)))))
+
+
+def test_an_overflow_inside_the_model_names_the_layer_and_changes_nothing(rng):
+    model = _mlp()
+    x = rng.normal(size=(64, 3)).astype("float32")
+    model(x[:2])
+    before = _moving(model)
+    dense = model.layers[2]
+    dense.kernel.assign(np.full(dense.kernel.shape, 1e38, "float32"))
+    with pytest.raises(ValueError, match="layer 'bn_b' overflow.*nothing was changed"):
+        recalibrate_batch_norm(model, x)
+    for ours, theirs in zip(_moving(model), before, strict=True):
+        np.testing.assert_array_equal(ours, theirs)

@@ -93,7 +93,7 @@ class Report(list):
         lines += [
             "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells
         ]
-        return "\n".join(lines)
+        return "\n".join(line.rstrip() for line in lines)
 
     def __repr__(self) -> str:
         return f"Report({self.to_records()!r})"

@@ -1,18 +1,18 @@
 """KerasTuner search spaces over the tricks of keras_tricks.
 
-The material tunes hyper-parameters (learning rate, iterations, layers, units,
-activation, batch size, regularisation) in an idea -> code -> experiment loop
-judged on the dev set. KerasTuner runs that loop; this module makes every trick
-of keras_tricks a hyper-parameter in one line, either all at once with
+Tuning is the idea -> code -> experiment loop judged on the dev split (never
+on test). KerasTuner runs that loop; this module makes every trick of
+keras_tricks a hyper-parameter in one line, either all at once with
 `TricksHyperModel` or one family at a time with the `choose_*` helpers inside
-your own `build(hp)`.
+your own `build(hp)`. The tricks, their search ranges and the Keras objects
+they stand for come from the trick registry, `keras_tricks.tricks`.
 
 Default search ranges (`DEFAULT_RANGES`, overridable with `ranges=`):
 
 | trick | hyper-parameter | default range |
 |---|---|---|
 | `init` | `Choice` | glorot, he, lecun, lsuv |
-| `norm` | `Choice` | none, batch, ghost |
+| `bn` (alias `norm`) | `Choice` | none, batch, ghost |
 | `dropout` | `Float` | [0, 0.5], step 0.1 |
 | `l2` | `Float`, log | [1e-6, 1e-2] |
 | `clip` | `Choice` | none, global_norm_1, global_norm_10, adaptive |
@@ -21,100 +21,82 @@ Default search ranges (`DEFAULT_RANGES`, overridable with `ranges=`):
 | `decay` | `Float` | [0.9, 1.0], step 0.02 |
 | `batch_size` | `Choice` | 32, 64, 128, 256 |
 | `early_stopping` | `Choice` | patience, gl, pq |
+
+`TricksHyperModel` names its hyper-parameters with a prefix (`"tricks/"`
+by default: `tricks/dropout`, `tricks/lr`, ...), so they never collide with
+the hyper-parameters of your own `build_fn`.
 """
 
+from __future__ import annotations
+
+import hashlib
 import numbers
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import keras
+import numpy as np
 
-try:
-    import keras_tuner
-except ImportError as error:
-    raise ImportError(
-        "keras_tricks.tuning needs KerasTuner: pip install 'keras_tricks[tuner]'"
-    ) from error
-
-from keras_tricks import initializers
+from keras_tricks import tricks as registry
+from keras_tricks._extras import require
 from keras_tricks._validation import invalid
-from keras_tricks.callbacks import EarlyStopping, EpochDecay
-from keras_tricks.layers import GhostBatchNormalization
-from keras_tricks.optimizers import GradientClipping
 from keras_tricks.report import Report
+from keras_tricks.tricks import Setup
 
-TRICKS = (
-    "init",
-    "norm",
-    "dropout",
-    "l2",
-    "clip",
-    "optimizer",
-    "lr",
-    "decay",
-    "batch_size",
-    "early_stopping",
-)
+if TYPE_CHECKING:
+    import keras_tuner
+else:
+    keras_tuner = require("keras_tuner", "tuner", "keras_tricks.tuning")
+
+TRICKS: tuple[str, ...] = registry.TUNER_TRICKS
 """Every trick `TricksHyperModel` can sample, in sampling order."""
 
-DEFAULT_RANGES = {
-    "init": ("glorot", "he", "lecun", "lsuv"),
-    "norm": ("none", "batch", "ghost"),
-    "dropout": (0.0, 0.5, 0.1),
-    "l2": (1e-6, 1e-2),
-    "clip": ("none", "global_norm_1", "global_norm_10", "adaptive"),
-    "optimizer": ("sgd_momentum", "adam"),
-    "lr": (1e-4, 1e-1),
-    "decay": (0.9, 1.0, 0.02),
-    "batch_size": (32, 64, 128, 256),
-    "early_stopping": ("patience", "gl", "pq"),
-}
+
+class _Ranges(dict):
+    """A dict of search ranges that also answers to a trick's old name."""
+
+    def __missing__(self, key: str) -> Any:
+        if key in registry.ALIASES:
+            return self[registry.ALIASES[key]]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            key = registry.ALIASES.get(key, key)
+        return super().__contains__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+
+DEFAULT_RANGES: dict[str, tuple[Any, ...]] = _Ranges(
+    {name: registry.REGISTRY[name].search for name in TRICKS}
+)
 """Search range of each trick: choices, `(min, max)` or `(min, max, step)`."""
 
-_CHOICES = {
-    trick: DEFAULT_RANGES[trick]
-    for trick in ("init", "norm", "clip", "optimizer", "early_stopping")
-}
-_BOUNDS = {
-    "dropout": (0.0, 0.95),
-    "l2": (0.0, 1.0),
-    "lr": (0.0, 10.0),
-    "decay": (0.0, 1.0),
-}
-_CLIPPING = {
-    "global_norm_1": {"mode": "global_norm", "threshold": 1.0},
-    "global_norm_10": {"mode": "global_norm", "threshold": 10.0},
-    "adaptive": {"mode": "adaptive", "threshold": 0.01},
-}
-_STOPPING = {
-    "patience": {"patience": 3},
-    "gl": {"alpha": 5.0},
-    "pq": {"alpha": 0.5, "strip_length": 5},
-}
-GHOST_BATCH_SIZE = 16
+GHOST_BATCH_SIZE = registry.GHOST_BATCH_SIZE
 """Virtual batch size of the `"ghost"` normalisation choice."""
 
+DEFAULT_PREFIX = "tricks/"
+"""What `TricksHyperModel` puts before its hyper-parameter names."""
 
-def _check_range(trick, value):
+
+def _check_range(trick: str, value: Any) -> tuple[Any, ...]:
     """Validates one entry of `ranges`; returns it as a tuple."""
-    if trick in _CHOICES or trick == "batch_size":
+    record = registry.get(trick)
+    if record.kind in ("choice", "integer"):
         values = tuple(value) if isinstance(value, list | tuple) else (value,)
-        allowed = _CHOICES.get(trick)
-        for v in values:
-            ok = (
-                (v in allowed)
-                if allowed
-                else (
-                    isinstance(v, numbers.Integral)
-                    and not isinstance(v, bool)
-                    and v >= 1
-                )
+        if not values or not all(record.accepts(v) for v in values):
+            expected = (
+                "positive integers"
+                if record.kind == "integer"
+                else f"choices among {(record.off, *record.choices)}"
             )
-            if not ok:
-                expected = (
-                    f"choices among {allowed}" if allowed else "positive integers"
-                )
-                raise invalid(f"ranges['{trick}']", value, expected)
+            raise invalid(f"ranges['{trick}']", value, expected)
         return values
-    low, high = _BOUNDS[trick]
+    low, high = record.bounds
     if (
         not isinstance(value, list | tuple)
         or len(value) not in (2, 3)
@@ -129,64 +111,92 @@ def _check_range(trick, value):
     return tuple(value)
 
 
-def _in_range(trick, value, rng):
-    if trick in _CHOICES or trick == "batch_size":
-        return value in rng
-    return isinstance(value, numbers.Real) and rng[0] <= value <= rng[1]
+def _in_range(trick: str, value: Any, bounds: tuple[Any, ...]) -> bool:
+    record = registry.get(trick)
+    if record.kind in ("choice", "integer"):
+        return value in bounds
+    return isinstance(value, numbers.Real) and bounds[0] <= value <= bounds[1]
 
 
-def choose_initializer(hp, name="init", choices=DEFAULT_RANGES["init"]):
+def _declare(hp: Any, name: str, trick: str, bounds: tuple[Any, ...]) -> Any:
+    """Registers the hyper-parameter of `trick` in `hp`; returns its value."""
+    kind = registry.get(trick).kind
+    if kind in ("choice", "integer"):
+        return hp.Choice(name, list(bounds))
+    low, high, *step = bounds
+    if kind == "log":
+        return hp.Float(name, low, high, sampling="log")
+    return hp.Float(name, low, high, step=step[0] if step else None)
+
+
+def choose_initializer(
+    hp: Any, name: str = "init", choices: Iterable[str] = DEFAULT_RANGES["init"]
+) -> Any:
     """Samples an initialisation scheme; returns the Keras initializer.
 
     `"lsuv"` returns the orthonormal start of LSUV: call
     `keras_tricks.initializers.lsuv_initialize(model, x)` on the built model
     before fitting (`TricksHyperModel.fit` does).
     """
-    scheme = hp.Choice(name, list(choices))
-    return initializers.get("orthogonal" if scheme == "lsuv" else scheme)
+    scheme = _declare(hp, name, "init", tuple(choices))
+    return Setup.from_values({"init": scheme}).initializer()
 
 
-def choose_normalization(hp, name="norm", choices=DEFAULT_RANGES["norm"]):
+def _layer_factory(make: Callable[[], Any]) -> Callable[[], Any]:
+    def factory() -> Any:
+        layer = make()
+        return keras.layers.Identity() if layer is None else layer
+
+    return factory
+
+
+def choose_normalization(
+    hp: Any, name: str = "norm", choices: Iterable[str] = DEFAULT_RANGES["bn"]
+) -> Callable[[], Any]:
     """Samples a normalisation; returns a factory making a fresh layer per call.
 
     `"none"` gives `keras.layers.Identity`, `"batch"`
     `keras.layers.BatchNormalization`, `"ghost"`
     `keras_tricks.layers.GhostBatchNormalization(GHOST_BATCH_SIZE)`.
     """
-    kind = hp.Choice(name, list(choices))
-    factories = {
-        "none": keras.layers.Identity,
-        "batch": keras.layers.BatchNormalization,
-        "ghost": lambda: GhostBatchNormalization(GHOST_BATCH_SIZE),
-    }
-    return factories[kind]
+    kind = _declare(hp, name, "bn", tuple(choices))
+    return _layer_factory(Setup.from_values({"bn": kind}).normalization)
 
 
-def choose_dropout(hp, name="dropout", bounds=DEFAULT_RANGES["dropout"]):
+def choose_dropout(
+    hp: Any,
+    name: str = "dropout",
+    bounds: tuple[float, ...] = DEFAULT_RANGES["dropout"],
+) -> Callable[[], Any]:
     """Samples a dropout rate; returns a factory making a fresh layer per call.
 
     A rate of 0 gives `keras.layers.Identity`.
     """
-    low, high, *step = bounds
-    rate = hp.Float(name, low, high, step=step[0] if step else None)
-    if rate == 0:
-        return keras.layers.Identity
-    return lambda: keras.layers.Dropout(rate)
+    rate = _declare(hp, name, "dropout", tuple(bounds))
+    return _layer_factory(Setup.from_values({"dropout": rate}).dropout)
 
 
-def choose_regularizer(hp, name="l2", bounds=DEFAULT_RANGES["l2"]):
+def choose_regularizer(
+    hp: Any, name: str = "l2", bounds: tuple[float, ...] = DEFAULT_RANGES["l2"]
+) -> Any:
     """Samples an L2 strength (log-uniform); returns `keras.regularizers.L2`."""
-    return keras.regularizers.L2(hp.Float(name, bounds[0], bounds[1], sampling="log"))
+    return keras.regularizers.L2(_declare(hp, name, "l2", tuple(bounds)))
 
 
-def choose_learning_rate(hp, name="lr", bounds=DEFAULT_RANGES["lr"]):
+def choose_learning_rate(
+    hp: Any, name: str = "lr", bounds: tuple[float, ...] = DEFAULT_RANGES["lr"]
+) -> float:
     """Samples a learning rate (log-uniform); returns it as a float."""
-    return hp.Float(name, bounds[0], bounds[1], sampling="log")
+    return float(_declare(hp, name, "lr", tuple(bounds)))
 
 
 def choose_optimizer(
-    hp, name="optimizer", choices=DEFAULT_RANGES["optimizer"], *, learning_rate=None
-):
+    hp: Any,
+    name: str = "optimizer",
+    choices: Iterable[str] = DEFAULT_RANGES["optimizer"],
+    *,
+    learning_rate: float | None = None,
+) -> keras.optimizers.Optimizer:
     """Samples an optimizer; returns `SGD(momentum=0.9)` or `Adam`.
 
     Args:
@@ -195,110 +205,125 @@ def choose_optimizer(
         choices: among `"sgd_momentum"`, `"adam"`.
         learning_rate: learning rate; `None` keeps the optimizer's default.
     """
-    kind = hp.Choice(name, list(choices))
-    kwargs = {} if learning_rate is None else {"learning_rate": learning_rate}
-    if kind == "sgd_momentum":
-        return keras.optimizers.SGD(momentum=0.9, **kwargs)
-    return keras.optimizers.Adam(**kwargs)
+    kind = _declare(hp, name, "optimizer", tuple(choices))
+    setup = Setup.from_values({"optimizer": kind, "lr": learning_rate})
+    return setup.optimizer(None)
 
 
-def choose_clipping(hp, optimizer, name="clip", choices=DEFAULT_RANGES["clip"]):
+def choose_clipping(
+    hp: Any,
+    optimizer: keras.optimizers.Optimizer,
+    name: str = "clip",
+    choices: Iterable[str] = DEFAULT_RANGES["clip"],
+) -> keras.optimizers.Optimizer:
     """Samples a clipping mode; returns `optimizer` wrapped in `GradientClipping`.
 
     `"none"` returns `optimizer` unwrapped; `"global_norm_1"` and
     `"global_norm_10"` clip the global norm to 1 or 10; `"adaptive"` is
     unit-wise adaptive clipping with ratio 0.01.
     """
-    kind = hp.Choice(name, list(choices))
-    if kind == "none":
+    from keras_tricks.optimizers import GradientClipping
+
+    kind = _declare(hp, name, "clip", tuple(choices))
+    if kind not in registry.CLIPPING:
         return optimizer
-    return GradientClipping(optimizer, **_CLIPPING[kind])
+    return GradientClipping(optimizer, **registry.CLIPPING[kind])
 
 
-def choose_decay(hp, name="decay", bounds=DEFAULT_RANGES["decay"]):
+def choose_decay(
+    hp: Any, name: str = "decay", bounds: tuple[float, ...] = DEFAULT_RANGES["decay"]
+) -> Any:
     """Samples a per-epoch decay factor; returns `EpochDecay(factor)`."""
-    low, high, *step = bounds
-    return EpochDecay(hp.Float(name, low, high, step=step[0] if step else None))
+    from keras_tricks.callbacks import EpochDecay
+
+    return EpochDecay(_declare(hp, name, "decay", tuple(bounds)))
 
 
-def choose_batch_size(hp, name="batch_size", choices=DEFAULT_RANGES["batch_size"]):
+def choose_batch_size(
+    hp: Any,
+    name: str = "batch_size",
+    choices: Iterable[int] = DEFAULT_RANGES["batch_size"],
+) -> int:
     """Samples a batch size; returns it as an int."""
-    return hp.Choice(name, list(choices))
+    return int(_declare(hp, name, "batch_size", tuple(choices)))
 
 
 def choose_early_stopping(
-    hp,
-    name="early_stopping",
-    choices=DEFAULT_RANGES["early_stopping"],
+    hp: Any,
+    name: str = "early_stopping",
+    choices: Iterable[str] = DEFAULT_RANGES["early_stopping"],
     *,
-    monitor="val_loss",
-):
+    monitor: str = "val_loss",
+) -> Any:
     """Samples a stopping criterion; returns `keras_tricks.callbacks.EarlyStopping`.
 
     `"patience"` stops after 3 epochs without improvement, `"gl"` when the
     generalisation loss exceeds 5%, `"pq"` when GL / P_5 exceeds 0.5
     (Prechelt 1998). Best weights are restored.
     """
-    criterion = hp.Choice(name, list(choices))
-    return EarlyStopping(monitor, criterion=criterion, **_STOPPING[criterion])
+    criterion = _declare(hp, name, "early_stopping", tuple(choices))
+    setup = Setup.from_values({"early_stopping": criterion}, monitor=monitor)
+    return setup.callbacks[0]
 
 
 class Tricks:
     """The sampled tricks of one trial, handed to the user's `build_fn`.
 
     Attributes:
-        values: dict of the sampled choices, by trick name.
-        initializer: the Keras initializer for `kernel_initializer=`
-            (Keras's default `"glorot_uniform"` when `init` is not tuned).
+        values: dict of the sampled values, by trick name (no prefix).
+        initializer: a Keras initializer for `kernel_initializer=` (Keras's
+            default `"glorot_uniform"` when `init` is not tuned); each read
+            gives a new one, so that layers of equal shape get different
+            weights.
         kernel_regularizer: a `keras.regularizers.L2`, or `None`.
     """
 
-    def __init__(self, hp, tricks, ranges):
-        self._hp = hp
-        enabled = set(tricks)
-        self.initializer = (
-            choose_initializer(hp, choices=ranges["init"])
-            if "init" in enabled
-            else "glorot_uniform"
-        )
-        self._normalization = (
-            choose_normalization(hp, choices=ranges["norm"])
-            if "norm" in enabled
-            else keras.layers.Identity
-        )
-        self._dropout = (
-            choose_dropout(hp, bounds=ranges["dropout"])
-            if "dropout" in enabled
-            else keras.layers.Identity
-        )
-        self.kernel_regularizer = (
-            choose_regularizer(hp, bounds=ranges["l2"]) if "l2" in enabled else None
-        )
-        self.values = {t: hp.get(t) for t in TRICKS if t in enabled and t in hp.values}
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = dict(values)
+        self._setup = Setup.from_values(self.values)
+        self.kernel_regularizer = self._setup.kernel_regularizer
 
-    def normalization(self):
-        """A new normalisation layer (`Identity` when `norm` is not tuned)."""
-        return self._normalization()
+    @property
+    def initializer(self) -> Any:
+        return self._setup.initializer()
 
-    def dropout(self):
+    def normalization(self) -> Any:
+        """A new normalisation layer (`Identity` when `bn` is not tuned)."""
+        return _layer_factory(self._setup.normalization)()
+
+    def dropout(self) -> Any:
         """A new dropout layer (`Identity` for rate 0 or when not tuned)."""
-        return self._dropout()
+        return _layer_factory(self._setup.dropout)()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Tricks({self.values!r})"
+
+
+def _fingerprint(model: keras.Model) -> str:
+    """A digest of every weight of `model` (to see whether they changed)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for weight in model.weights:
+        digest.update(
+            np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes()
+        )
+    return digest.hexdigest()
 
 
 class TricksHyperModel(keras_tuner.HyperModel):
     """A `keras_tuner.HyperModel` whose hyper-parameters are the tricks.
 
     `build(hp)` samples every trick named in `tricks` (ranges in
-    `DEFAULT_RANGES`), calls `build_fn(hp, tricks)` with a `Tricks` object to
-    take components from (`tricks.initializer`, `tricks.normalization()`,
-    `tricks.dropout()`, `tricks.kernel_regularizer`), and recompiles the model
-    it returns with the sampled optimizer, learning rate and clipping (the
-    loss and metrics are the ones `build_fn` compiled with). `fit(hp, model,
-    ...)` runs LSUV when it was sampled, passes the sampled `batch_size`, and
-    adds the sampled callbacks (`EpochDecay`, `EarlyStopping`).
+    `DEFAULT_RANGES`) as the hyper-parameter `prefix + name`, so
+    `tuner.search_space_summary()` lists the whole space before the first
+    trial; it calls `build_fn(hp, tricks)` with a `Tricks` object to take
+    components from (`tricks.initializer`, `tricks.normalization()`,
+    `tricks.dropout()`, `tricks.kernel_regularizer`), and recompiles the
+    model it returns with the sampled optimizer, learning rate and clipping
+    (the loss and metrics are the ones `build_fn` compiled with). `fit(hp,
+    model, ...)` runs LSUV when it was sampled and the model is the fresh one
+    `build` made (not one whose weights a tuner such as Hyperband loaded from
+    an earlier round), passes the sampled `batch_size`, and adds the sampled
+    callbacks (`EpochDecay`, `EarlyStopping`).
 
     A trick left out of `tricks` is not sampled and takes no effect: the
     model keeps what `build_fn` gave it (its compiled optimizer, Keras's
@@ -309,11 +334,14 @@ class TricksHyperModel(keras_tuner.HyperModel):
         build_fn: `build_fn(hp, tricks) -> keras.Model`, compiled with the
             loss and metrics to use (its optimizer is replaced when any of
             `optimizer`, `lr`, `clip` is tuned).
-        tricks: names of the tricks to tune, a subset of `TRICKS`.
-            Defaults to all of them.
+        tricks: names of the tricks to tune, a subset of `TRICKS` (older
+            names such as `"norm"` for `"bn"` work too). Defaults to all.
         fixed: dict pinning tricks to one value, e.g. `{"batch_size": 64}`;
-            each value must lie in the trick's range. Defaults to `None`.
+            each value must lie in the trick's range. Keys may be trick
+            names, old names or prefixed names. Defaults to `None`.
         ranges: dict overriding `DEFAULT_RANGES` entries. Defaults to `None`.
+        prefix: put before every hyper-parameter name. Defaults to
+            `"tricks/"`.
         name: name of the hypermodel. Defaults to `None`.
         tunable: whether KerasTuner may tune its hyper-parameters. Defaults
             to `True`.
@@ -325,99 +353,98 @@ class TricksHyperModel(keras_tuner.HyperModel):
 
     Example:
 
-    ```python
-    def build(hp, tricks):
-        model = keras.Sequential([keras.Input((64,))])
-        for _ in range(hp.Int("layers", 1, 3)):
-            model.add(keras.layers.Dense(64, kernel_initializer=tricks.initializer,
-                                         kernel_regularizer=tricks.kernel_regularizer))
-            model.add(tricks.normalization())
-            model.add(keras.layers.Activation("relu"))
-            model.add(tricks.dropout())
-        model.add(keras.layers.Dense(10, activation="softmax"))
-        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return model
-
-    tuner = keras_tuner.RandomSearch(TricksHyperModel(build),
-                                     objective="val_accuracy", max_trials=6)
-    tuner.search(x_train, y_train, validation_data=(x_dev, y_dev), epochs=5)
-    ```
+    >>> import keras_tuner
+    >>> def build(hp, tricks):
+    ...     model = keras.Sequential([keras.Input((8,))])
+    ...     model.add(keras.layers.Dense(16, kernel_initializer=tricks.initializer))
+    ...     model.add(tricks.normalization())
+    ...     model.add(keras.layers.Dense(2, activation="softmax"))
+    ...     model.compile(loss="sparse_categorical_crossentropy")
+    ...     return model
+    >>> hp = keras_tuner.HyperParameters()
+    >>> model = TricksHyperModel(build, tricks=("init", "bn", "lr")).build(hp)
+    >>> sorted(hp.values)
+    ['tricks/bn', 'tricks/init', 'tricks/lr']
     """
 
     def __init__(
         self,
-        build_fn,
+        build_fn: Callable[..., keras.Model],
         *,
-        tricks=TRICKS,
-        fixed=None,
-        ranges=None,
-        name=None,
-        tunable=True,
-    ):
+        tricks: Iterable[str] = TRICKS,
+        fixed: Mapping[str, Any] | None = None,
+        ranges: Mapping[str, Any] | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        name: str | None = None,
+        tunable: bool = True,
+    ) -> None:
         super().__init__(name=name, tunable=tunable)
         if not callable(build_fn):
             raise invalid(
                 "build_fn", build_fn, "a callable build_fn(hp, tricks)", TypeError
             )
+        if not isinstance(prefix, str):
+            raise invalid("prefix", prefix, "a string", TypeError)
         if isinstance(tricks, str):
             tricks = (tricks,)
+        tricks = tuple(tricks)
+        valid = "names among " + ", ".join(repr(t) for t in TRICKS)
         for trick in tricks:
-            if trick not in TRICKS:
-                raise invalid(
-                    "tricks", trick, "names among " + ", ".join(repr(t) for t in TRICKS)
-                )
+            if registry.ALIASES.get(trick, trick) not in TRICKS:
+                raise invalid("tricks", trick, valid)
+        chosen = {registry.canonical(t) for t in tricks}
         self.build_fn = build_fn
-        self.tricks = tuple(t for t in TRICKS if t in tricks)
-        self.ranges = dict(DEFAULT_RANGES)
+        self.prefix = prefix
+        self.tricks = tuple(t for t in TRICKS if t in chosen)
+        self.ranges = _Ranges(DEFAULT_RANGES)
         for trick, value in (ranges or {}).items():
-            if trick not in TRICKS:
+            if registry.ALIASES.get(trick, trick) not in TRICKS:
                 raise invalid(
                     "ranges", trick, "keys among " + ", ".join(repr(t) for t in TRICKS)
                 )
-            self.ranges[trick] = _check_range(trick, value)
-        self.fixed = dict(fixed or {})
-        for trick, value in self.fixed.items():
+            self.ranges[registry.canonical(trick)] = _check_range(trick, value)
+        self.fixed = {}
+        for key, value in dict(fixed or {}).items():
+            trick = key[len(prefix) :] if prefix and key.startswith(prefix) else key
+            trick = registry.ALIASES.get(trick, trick)
             if trick not in self.tricks:
                 raise invalid(
-                    "fixed", trick, "keys among the tuned tricks " + repr(self.tricks)
+                    "fixed", key, "keys among the tuned tricks " + repr(self.tricks)
                 )
             if not _in_range(trick, value, self.ranges[trick]):
                 raise invalid(
-                    f"fixed['{trick}']",
+                    f"fixed['{key}']",
                     value,
                     f"a value in the range {self.ranges[trick]!r}",
                 )
-
-    def sample(self, hp):
-        """Samples the tricks into `hp` and returns the `Tricks` of this trial."""
-        for trick, value in self.fixed.items():
-            hp.Fixed(trick, value)
-        return Tricks(hp, self.tricks, self.ranges)
-
-    def _optimizer(self, hp, model):
-        tuned = {"optimizer", "lr", "clip"} & set(self.tricks)
-        if not tuned:
-            return model.optimizer
-        learning_rate = (
-            choose_learning_rate(hp, bounds=self.ranges["lr"])
-            if "lr" in tuned
-            else None
+            self.fixed[trick] = value
+        self._fresh: weakref.WeakKeyDictionary[keras.Model, str] = (
+            weakref.WeakKeyDictionary()
         )
-        if "optimizer" in tuned:
-            optimizer = choose_optimizer(
-                hp, choices=self.ranges["optimizer"], learning_rate=learning_rate
-            )
-        else:
-            optimizer = model.optimizer.__class__.from_config(
-                model.optimizer.get_config()
-            )
-            if learning_rate is not None:
-                optimizer.learning_rate = learning_rate
-        if "clip" in tuned:
-            optimizer = choose_clipping(hp, optimizer, choices=self.ranges["clip"])
-        return optimizer
 
-    def build(self, hp):
+    def hyperparameter_name(self, trick: str) -> str:
+        """The hyper-parameter name of `trick`, e.g. `"tricks/dropout"`."""
+        return self.prefix + registry.canonical(trick)
+
+    def sample(self, hp: Any) -> Tricks:
+        """Samples every tuned trick into `hp`; returns the trial's `Tricks`."""
+        values = {}
+        for trick in self.tricks:
+            name = self.hyperparameter_name(trick)
+            if trick in self.fixed:
+                values[trick] = hp.Fixed(name, self.fixed[trick])
+            else:
+                values[trick] = _declare(hp, name, trick, self.ranges[trick])
+        return Tricks(values)
+
+    def _values(self, hp: Any) -> dict[str, Any]:
+        return {
+            trick: hp.get(self.hyperparameter_name(trick))
+            for trick in self.tricks
+            if self.hyperparameter_name(trick) in hp.values
+        }
+
+    def build(self, hp: Any) -> keras.Model:
         tricks = self.sample(hp)
         model = self.build_fn(hp, tricks)
         if not isinstance(model, keras.Model):
@@ -434,45 +461,46 @@ class TricksHyperModel(keras_tuner.HyperModel):
                 "loss and metrics to use; the optimizer may be replaced)."
             )
         config = keras.saving.deserialize_keras_object(config)
-        config["optimizer"] = self._optimizer(hp, model)
+        config["optimizer"] = Setup.from_values(tricks.values).optimizer(
+            model.optimizer
+        )
         model.compile(**config)
+        if model.weights:
+            self._fresh[model] = _fingerprint(model)
         return model
 
-    def fit(self, hp, model, *args, **kwargs):
-        tricks = set(self.tricks)
-        if "batch_size" in tricks:
-            if "batch_size" in kwargs:
-                raise invalid(
-                    "batch_size",
-                    kwargs["batch_size"],
-                    "None: TricksHyperModel tunes it",
-                    fix="Pin it with fixed={'batch_size': n} or leave "
-                    "'batch_size' out of `tricks`",
-                )
-            kwargs["batch_size"] = choose_batch_size(
-                hp, choices=self.ranges["batch_size"]
+    def _is_fresh(self, model: keras.Model) -> bool:
+        """Whether `model` still has the weights `build` gave it (then forgets it)."""
+        built = self._fresh.pop(model, None)
+        return built is None or built == _fingerprint(model)
+
+    def fit(self, hp: Any, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        values = self._values(hp)
+        if "batch_size" in self.tricks and "batch_size" in kwargs:
+            raise invalid(
+                "batch_size",
+                kwargs["batch_size"],
+                "None: TricksHyperModel tunes it",
+                fix="Pin it with fixed={'batch_size': n} or leave "
+                "'batch_size' out of `tricks`",
             )
-        if "init" in tricks and hp.get("init") == "lsuv":
-            x = args[0] if args else kwargs.get("x")
-            initializers.lsuv_initialize(model, _first_rows(x))
-        callbacks = list(kwargs.pop("callbacks", None) or [])
-        if "decay" in tricks:
-            callbacks.append(choose_decay(hp, bounds=self.ranges["decay"]))
-        if "early_stopping" in tricks:
-            has_validation = kwargs.get("validation_data") is not None or kwargs.get(
-                "validation_split"
-            )
-            callbacks.append(
-                choose_early_stopping(
-                    hp,
-                    choices=self.ranges["early_stopping"],
-                    monitor="val_loss" if has_validation else "loss",
-                )
-            )
+        has_validation = kwargs.get("validation_data") is not None or kwargs.get(
+            "validation_split"
+        )
+        x = args[0] if args else kwargs.get("x")
+        setup = Setup.from_values(
+            values,
+            monitor="val_loss" if has_validation else "loss",
+            epochs=int(kwargs.get("epochs", 1)),
+        )
+        if setup.lsuv and self._is_fresh(model):
+            setup.prepare(model, _first_rows(x))
+        kwargs.update(setup.fit_kwargs)
+        callbacks = [*list(kwargs.pop("callbacks", None) or []), *setup.callbacks]
         return model.fit(*args, callbacks=callbacks, **kwargs)
 
 
-def _first_rows(x, rows=512):
+def _first_rows(x: Any, rows: int = 512) -> Any:
     """A calibration batch from `fit`'s `x` (array, dict or tf.data.Dataset)."""
     if isinstance(x, dict):
         return {k: v[:rows] for k, v in x.items()}
@@ -482,12 +510,12 @@ def _first_rows(x, rows=512):
     return batch[0] if isinstance(batch, tuple) else batch
 
 
-def trials_table(tuner):
+def trials_table(tuner: Any) -> Report:
     """All trials of a tuner as a `Report`, best first.
 
     Columns: `trial_id`, `status`, `score`, then one per hyper-parameter.
-    `report.to_records()` gives a list of dicts, `write_csv(report, path)`
-    a CSV file for plotting.
+    `report.to_records()` gives a list of dicts, `report.to_csv(path)` a CSV
+    file for plotting.
     """
     trials = tuner.oracle.trials.values()
     names = sorted({name for t in trials for name in t.hyperparameters.values})
@@ -510,6 +538,11 @@ def trials_table(tuner):
     return Report(rows, title=f"Trials ({tuner.oracle.objective.name})")
 
 
-def write_csv(report, path):
-    """Writes a `Report` (e.g. from `trials_table`) to a CSV file."""
+def write_csv(report: Report, path: str) -> None:
+    """Writes a `Report` to a CSV file. Deprecated: use `report.to_csv(path)`."""
+    warnings.warn(
+        "keras_tricks.tuning.write_csv is deprecated; use report.to_csv(path).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     report.to_csv(path)

@@ -1,143 +1,70 @@
-"""The ablation study: a plain deep network, then each trick alone and all together.
+"""The ablation lab: each trick judged in its own scenario, over several seeds.
 
-The baseline is the network the material starts from: a deep ReLU MLP with
-small plain-Gaussian weights (N(0, 0.05), the old Keras default), no
-normalisation, no regularisation, and plain SGD at a constant learning rate.
-Each variant adds one trick to it (or all of them), trains `seeds` times on the
-training split, and is judged on the dev split of `train_dev_test_split`; the
-test split is evaluated once per run, for the record.
+For every scenario (`keras_tricks.lab.scenarios`), each distinct network
+(reference, add-one, recipe, leave-one-out) trains once per seed on the
+training split and is judged on the dev split; the test split is evaluated
+once per run, for the record, and never used to choose anything. The effect
+of a trick is a paired difference over seeds with a Student-t interval
+(`keras_tricks.lab.statistics`).
 """
 
+from __future__ import annotations
+
+import math
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
 
-from keras_tricks import initializers
-from keras_tricks.callbacks import EarlyStopping, EpochDecay, GradientMonitor
+from keras_tricks import tricks as registry
+from keras_tricks._extras import require
 from keras_tricks.data import train_dev_test_split
-from keras_tricks.datasets import standardize
-from keras_tricks.optimizers import GradientClipping
+from keras_tricks.datasets import LabDataset, check_data, standardize
+from keras_tricks.lab.models import build_model, mlp
+from keras_tricks.lab.scenarios import SCENARIOS, Variant, variants
+from keras_tricks.lab.statistics import paired_interval, verdict
 from keras_tricks.report import Report
+from keras_tricks.tricks import Setup
 
-TRICKS = {
-    "init": "He initialisation instead of N(0, 0.05)",
-    "lsuv": "LSUV data-driven initialisation",
-    "bn": "BatchNormalization before each activation",
-    "dropout": "Dropout(0.1) after each hidden layer",
-    "l2": "L2 penalty 1e-4 on the kernels",
-    "clip": "GradientClipping(global_norm, threshold=5)",
-    "decay": "EpochDecay(0.95): lr x 0.95 after each epoch",
-    "early_stopping": "EarlyStopping(criterion='gl', alpha=5), best weights",
-}
-"""Trick name -> what adding it changes in the baseline."""
+TRICKS = {name: registry.REGISTRY[name].description for name in registry.LAB_TRICKS}
+"""Trick name -> what the lab's value of it does (from `keras_tricks.tricks`)."""
 
-DEFAULT_TRICKS = ("init", "bn", "dropout", "l2", "clip", "decay", "early_stopping")
+DEFAULT_TRICKS = registry.LAB_TRICKS
+"""Every trick the lab judges."""
 
+DEV_EXAMPLES = 5000
+"""At most this many dev rows are scored each epoch (Fashion-MNIST's dev split
+has 12,000)."""
 
-def build_variant(input_dim, classes, tricks, *, depth, width, seed):
-    """The baseline MLP with `tricks` (a set of `TRICKS` names) added."""
-    if "init" in tricks:
-        init = initializers.get("he", seed=seed)
-    elif "lsuv" in tricks:
-        init = initializers.get("orthogonal", seed=seed)
-    else:
-        init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
-    regularizer = keras.regularizers.L2(1e-4) if "l2" in tricks else None
-    model = keras.Sequential([keras.Input((input_dim,))])
-    for _ in range(depth):
-        model.add(
-            keras.layers.Dense(
-                width, kernel_initializer=init, kernel_regularizer=regularizer
-            )
-        )
-        if "bn" in tricks:
-            model.add(keras.layers.BatchNormalization())
-        model.add(keras.layers.Activation("relu"))
-        if "dropout" in tricks:
-            model.add(keras.layers.Dropout(0.1, seed=seed))
-    model.add(keras.layers.Dense(classes, activation="softmax"))
-    return model
+TRAIN_SCORE_EXAMPLES = 5000
+"""The train accuracy (for the train-dev gap) is measured on this many rows."""
 
 
-def _callbacks(tricks):
-    callbacks = [GradientMonitor()]
-    if "decay" in tricks:
-        callbacks.append(EpochDecay(0.95))
-    if "early_stopping" in tricks:
-        callbacks.append(EarlyStopping("val_loss", criterion="gl", alpha=5.0))
-    return callbacks
+@dataclass
+class Split:
+    """Standardised train/dev/test arrays, and the input shape the model sees."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    dev: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+    classes: int
 
 
-def _gradient_flag(monitor):
-    """'ok', or the worst problem GradientMonitor flagged during the run."""
-    if monitor.exploding:
-        return "exploding"
-    if monitor.vanishing:
-        return "vanishing"
-    return "ok"
+def make_split(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple:
+    """60/20/20 stratified split, features z-scored on the training split.
 
+    Args:
+        x: features, one row per example.
+        y: integer labels.
+        seed: seed of the split. Defaults to `0`.
 
-def train_variant(
-    split, tricks, *, depth, width, epochs, batch_size, learning_rate, seed
-):
-    """Trains one variant once; returns its history and scores."""
-    (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = split
-    keras.utils.set_random_seed(seed)
-    classes = int(max(y_train.max(), y_dev.max(), y_test.max())) + 1
-    model = build_variant(
-        x_train.shape[1], classes, tricks, depth=depth, width=width, seed=seed
-    )
-    if "lsuv" in tricks:
-        initializers.lsuv_initialize(model, x_train[:512], seed=seed)
-    optimizer = keras.optimizers.SGD(learning_rate)
-    if "clip" in tricks:
-        optimizer = GradientClipping(optimizer, mode="global_norm", threshold=5.0)
-    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
-    callbacks = _callbacks(tricks)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        # GradientMonitor's warnings become the table's `gradients` column.
-        warnings.simplefilter("ignore")
-        history = model.fit(
-            x_train,
-            y_train,
-            validation_data=(x_dev, y_dev),
-            epochs=epochs,
-            batch_size=batch_size,
-            verbose=0,
-            shuffle=True,
-            callbacks=callbacks,
-        )
-    seconds = time.perf_counter() - start
-    _, dev_accuracy = model.evaluate(x_dev, y_dev, verbose=0)
-    _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
-    curves = {
-        key: list(map(float, history.history[key]))
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy")
-    }
-    return {
-        "curves": curves,
-        "dev_accuracy": float(dev_accuracy),
-        "test_accuracy": float(test_accuracy),
-        "best_epoch": _best_epoch(curves["val_loss"]),
-        "epochs": len(curves["loss"]),
-        "seconds": seconds,
-        "gradients": _gradient_flag(callbacks[0]),
-    }
-
-
-def _best_epoch(val_loss):
-    """1-based epoch of the lowest dev loss; 0 when no epoch had a finite one."""
-    finite = np.isfinite(val_loss)
-    if not finite.any():
-        return 0
-    return int(np.argmin(np.where(finite, val_loss, np.inf))) + 1
-
-
-def make_split(x, y, *, seed=0):
-    """60/20/20 stratified split, features z-scored on the training split."""
+    Returns:
+        `(x_train, y_train), (x_dev, y_dev), (x_test, y_test)`.
+    """
     x_train, x_dev, x_test, y_train, y_dev, y_test = train_dev_test_split(
         x, y, dev_size=0.2, test_size=0.2, stratify=y, random_state=seed
     )
@@ -145,125 +72,490 @@ def make_split(x, y, *, seed=0):
     return (x_train, y_train), (x_dev, y_dev), (x_test, y_test)
 
 
-def _mean_std(values):
-    return f"{np.mean(values):.4f} +- {np.std(values):.4f}"
+def split_dataset(data: LabDataset, model: str = "mlp", *, seed: int = 0) -> Split:
+    """The lab's split of `data`, shaped for `model`.
+
+    A dataset with its own test split (Fashion-MNIST) keeps it and gives 20%
+    of its training rows, stratified, to dev; any other is split 60/20/20.
+    Features are z-scored with the training split's statistics. For
+    `model="cnn"` the rows keep (or get) their image shape.
+
+    Raises:
+        ValueError: for `model="cnn"` on data that is not images.
+    """
+    if data.test is None:
+        train, dev, test = make_split(data.x, data.y, seed=seed)
+    else:
+        x_train, x_dev, y_train, y_dev = _sklearn_split(data.x, data.y, 0.2, seed)
+        x_train, x_dev, x_test = standardize(x_train, x_dev, data.test[0])
+        train, dev, test = (x_train, y_train), (x_dev, y_dev), (x_test, data.test[1])
+    if model == "cnn":
+        if data.image_shape is None:
+            raise ValueError(
+                f"--model cnn needs image data, but {data.name} has flat "
+                f"features of shape {data.x.shape[1:]}: store `x` as (n, "
+                "height, width) or (n, height, width, channels), or use --model mlp."
+            )
+        shape: tuple[int, ...] = data.image_shape
+    else:
+        shape = (int(np.prod(data.x.shape[1:])),)
+    train, dev, test = ((x.reshape((len(x), *shape)), y) for x, y in (train, dev, test))
+    return Split(train, dev, test, data.classes)
+
+
+def train_subset(split: Split, examples: int | str | None, seed: int = 0) -> tuple:
+    """The training rows a scenario uses (`None`: all; see `Scenario`)."""
+    x, y = split.train
+    rows = len(x) if examples is None else examples
+    if rows == "small":
+        rows = min(len(x) // 4, 100 * split.classes)
+    if int(rows) >= len(x):
+        return x, y
+    keep, _, _, _ = _sklearn_split(np.arange(len(x)), y, len(x) - int(rows), seed)
+    keep = np.sort(keep)
+    return x[keep], y[keep]
+
+
+def _sklearn_split(x: np.ndarray, y: np.ndarray, held_out: float, seed: int) -> list:
+    """scikit-learn's stratified two-way split (`held_out`: fraction or count)."""
+    selection = require("sklearn.model_selection", "lab", "the ablation lab")
+    return selection.train_test_split(
+        x, y, test_size=held_out, stratify=y, random_state=seed
+    )
+
+
+class _EpochEnd(keras.callbacks.Callback):
+    """Stops a run whose epoch loss is NaN or infinite (it diverged), and
+    reports each epoch to `hook`. Checking once per epoch, not per batch as
+    `keras.callbacks.TerminateOnNaN` does, keeps `fit` free of a per-step sync."""
+
+    def __init__(self, hook: Callable[[int, dict[str, Any]], None] | None) -> None:
+        super().__init__()
+        self.hook = hook
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = dict(logs or {})
+        if not math.isfinite(float(logs.get("loss", 0.0))):
+            self.model.stop_training = True
+        if self.hook is not None:
+            self.hook(epoch + 1, logs)
+
+
+def _base_optimizer(kind: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """`"sgd"` (plain), `"sgd_momentum"` (momentum 0.9) or `"adam"`."""
+    if kind == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    momentum = 0.9 if kind == "sgd_momentum" else 0.0
+    return keras.optimizers.SGD(learning_rate, momentum=momentum)
+
+
+def train_run(
+    split: Split,
+    train: tuple[np.ndarray, np.ndarray],
+    values: dict[str, Any],
+    settings: dict[str, Any],
+    *,
+    model: str = "mlp",
+    seed: int = 0,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Trains one network once; returns its curves and scores.
+
+    Args:
+        split: the dataset's `Split` (dev and test are used from it).
+        train: the `(x, y)` training rows of the scenario.
+        values: `{trick: value}` switched on.
+        settings: a scenario's `settings(model)` (possibly overridden).
+        model: `"mlp"` or `"cnn"`. Defaults to `"mlp"`.
+        seed: seeds weights, dropout masks and shuffling. Defaults to `0`.
+        on_epoch: optional `on_epoch(epoch, logs)` after every epoch.
+
+    Returns:
+        A dict: `curves` (per-epoch `loss`, `accuracy`, `val_loss`,
+        `val_accuracy`), `dev_accuracy`, `train_accuracy`,
+        `test_accuracy` (final weights), `diverged` (the loss became NaN or
+        infinite; training stops there), `epochs` run and `seconds`.
+    """
+    (x_train, y_train), (x_dev, y_dev) = train, split.dev
+    x_dev, y_dev = x_dev[:DEV_EXAMPLES], y_dev[:DEV_EXAMPLES]
+    # Whole batches only: a smaller last batch would trace the train step twice.
+    whole = max(len(x_train) // settings["batch_size"], 1) * settings["batch_size"]
+    x_train, y_train = x_train[:whole], y_train[:whole]
+    epochs = settings["epochs"]
+    keras.utils.set_random_seed(seed)
+    setup = Setup.from_values(
+        values, seed=seed, epochs=epochs, monitor="val_loss", data=x_train[:2048]
+    )
+    network = build_model(
+        model,
+        x_train.shape[1:],
+        split.classes,
+        depth=settings["depth"],
+        width=settings["width"],
+        setup=setup,
+    )
+    start = time.perf_counter()
+    setup.prepare(network, x_train)
+    optimizer = setup.optimizer(
+        _base_optimizer(settings["optimizer"], settings["learning_rate"])
+    )
+    network.compile(
+        optimizer,
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        # TensorFlow's XLA compiles each run anew, slower for small runs; JAX
+        # without jit would run eagerly.
+        jit_compile=keras.backend.backend() == "jax",
+    )
+    callbacks = [*setup.callbacks, _EpochEnd(on_epoch)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        history = network.fit(
+            x_train,
+            y_train,
+            validation_data=(x_dev, y_dev),
+            epochs=epochs,
+            batch_size=settings["batch_size"],
+            validation_batch_size=len(x_dev),
+            verbose=0,
+            callbacks=callbacks,
+        )
+    curves = {
+        key: [float(v) for v in history.history.get(key, [])]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+    }
+    diverged = not all(math.isfinite(v) for v in curves["loss"])
+    scores = _accuracies(
+        network,
+        {
+            "dev_accuracy": (x_dev, y_dev),
+            "train_accuracy": (
+                x_train[:TRAIN_SCORE_EXAMPLES],
+                y_train[:TRAIN_SCORE_EXAMPLES],
+            ),
+            "test_accuracy": split.test,
+        },
+        diverged,
+    )
+    return {
+        "curves": curves,
+        **scores,
+        "diverged": diverged,
+        "epochs": len(curves["loss"]),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _accuracies(
+    model: keras.Model, parts: dict[str, tuple[np.ndarray, np.ndarray]], diverged: bool
+) -> dict[str, float]:
+    """Accuracy of `model` on each `(x, y)` of `parts` (one `predict` call).
+
+    A diverged model (non-finite outputs) scores the share of the most
+    frequent class, what a constant guess gets.
+    """
+    x = np.concatenate([x for x, _ in parts.values()])
+    predicted = model.predict(x, batch_size=len(x), verbose=0)
+    scores, start = {}, 0
+    for name, (part, y) in parts.items():
+        chunk = predicted[start : start + len(part)]
+        start += len(part)
+        if diverged or not np.isfinite(chunk).all():
+            scores[name] = float(np.bincount(y).max() / len(y))
+        else:
+            scores[name] = float(np.mean(np.argmax(chunk, axis=-1) == y))
+    return scores
+
+
+def build_variant(
+    input_dim: int,
+    classes: int,
+    tricks: Iterable[str],
+    *,
+    depth: int,
+    width: int,
+    seed: int | None = None,
+) -> keras.Sequential:
+    """The lab's MLP with `tricks` (lab names) switched on at their lab values.
+
+    Args:
+        input_dim: features per example.
+        classes: output classes.
+        tricks: trick names (from `TRICKS`) to switch on.
+        depth: hidden layers.
+        width: units per hidden layer.
+        seed: seed of the initializer. Defaults to `None`.
+
+    Returns:
+        An uncompiled `keras.Sequential` (LSUV, optimizer and callback tricks
+        act later, in `train_run`).
+
+    Example:
+
+    >>> model = build_variant(64, 10, {"bn", "dropout"}, depth=2, width=8, seed=0)
+    >>> sorted({type(layer).__name__ for layer in model.layers})
+    ['Activation', 'BatchNormalization', 'Dense', 'Dropout']
+    """
+    values = {name: registry.get(name).lab for name in tricks}
+    setup = Setup.from_values(values, seed=seed)
+    return mlp(input_dim, classes, depth=depth, width=width, setup=setup)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+    return float(np.mean(values)), std
 
 
 class AblationResult:
     """What `run_ablation` measured.
 
     Attributes:
-        runs: dict variant -> list (one per seed) of run dicts with `curves`
-            (per-epoch loss, accuracy, val_loss, val_accuracy), `dev_accuracy`,
-            `test_accuracy`, `best_epoch`, `epochs`, `seconds`, `gradients`.
-        table: `keras_tricks.report.Report`, one row per variant.
-        best: the single-trick variant with the largest mean dev-accuracy gain
-            over the baseline (marked `*` in the table), or `None`.
+        runs: one dict per (scenario, variant, seed): `scenario`, `kind`,
+            `trick`, `variant` (label), `seed` and `train_run`'s `curves`,
+            `dev_accuracy`, `train_accuracy`, `test_accuracy`, `diverged`,
+            `epochs`, `seconds`.
+        variants: the `Variant`s, in table order.
+        config: the settings (dataset, model, seeds, each scenario's);
+            `config["dev_rows"]` sets the resolution of the intervals (one
+            dev example, see `keras_tricks.lab.statistics`).
+        table: `keras_tricks.report.Report`, one row per (scenario, variant):
+            `scenario`, `variant`, `kind`, `trick`, `mean` and `std` of the
+            dev accuracy, `effect` with `ci_low`/`ci_high` (95% paired
+            Student-t) and `verdict`, `gap` (train - dev accuracy),
+            `diverged` (fraction of runs), `test_accuracy`, `seeds`,
+            `epochs_run`, `wall_time_s`.
+        best: the add-one trick with the largest effect whose verdict is
+            `helps`, or `None`.
     """
 
-    def __init__(self, runs, config):
+    def __init__(
+        self,
+        runs: list[dict[str, Any]],
+        config: dict[str, Any],
+        variant_list: list[Variant] | None = None,
+    ) -> None:
         self.runs = runs
         self.config = config
-        baseline = np.mean([r["dev_accuracy"] for r in runs["baseline"]])
-        gains = {
-            name: np.mean([r["dev_accuracy"] for r in seeds]) - baseline
-            for name, seeds in runs.items()
-            if name not in ("baseline", "all")
-        }
-        self.best = max(gains, key=gains.get) if gains else None
-        rows = []
-        for name, seeds in runs.items():
-            dev = [r["dev_accuracy"] for r in seeds]
-            rows.append(
-                {
-                    "variant": name + (" *" if name == self.best else ""),
-                    "dev_accuracy": _mean_std(dev),
-                    "dev_gain": float(np.mean(dev) - baseline),
-                    "test_accuracy": _mean_std([r["test_accuracy"] for r in seeds]),
-                    "best_epoch": float(np.mean([r["best_epoch"] for r in seeds])),
-                    "epochs_run": float(np.mean([r["epochs"] for r in seeds])),
-                    "wall_time_s": float(np.mean([r["seconds"] for r in seeds])),
-                    "gradients": ", ".join(sorted({r["gradients"] for r in seeds})),
-                }
-            )
+        self.variants = variant_list or []
         self.table = Report(
-            rows,
+            [self._row(v) for v in self.variants],
             title=(
-                f"Ablation on {config['dataset']}: {config['depth']}-layer MLP, "
-                f"{config['epochs']} epochs, {config['seeds']} seed(s); "
-                "* = the trick that helps most alone"
+                f"Ablation on {config['dataset']} ({config['model']}), "
+                f"{config['seeds']} seed(s); effect = paired difference in dev "
+                "accuracy with its 95% interval"
             ),
         )
+        helping = [
+            r for r in self.table if r["kind"] == "add-one" and r["verdict"] == "helps"
+        ]
+        self.best = (
+            max(helping, key=lambda r: r["effect"])["trick"] if helping else None
+        )
+
+    def scores(self, variant: Variant, key: str = "dev_accuracy") -> list[float]:
+        """`key` of each seed's run of `variant`, in seed order."""
+        runs = [
+            r
+            for r in self.runs
+            if r["scenario"] == variant.scenario and r["key"] == _key_text(variant)
+        ]
+        return [r[key] for r in sorted(runs, key=lambda r: r["seed"])]
+
+    def _compared_with(self, variant: Variant) -> tuple[Variant, Variant] | None:
+        """(better-with-trick, without-trick) pair whose difference is the effect."""
+        same = [v for v in self.variants if v.scenario == variant.scenario]
+        find = {v.kind: v for v in same if v.kind in ("reference", "recipe")}
+        if variant.kind in ("add-one", "recipe"):
+            return variant, find["reference"]
+        if variant.kind == "leave-one-out":
+            return find["recipe"], variant
+        return None
+
+    def _row(self, variant: Variant) -> dict[str, Any]:
+        dev = self.scores(variant)
+        mean, std = _mean_std(dev)
+        effect = low = high = math.nan
+        decision = ""
+        pair = self._compared_with(variant)
+        if pair is not None:
+            effect, low, high = paired_interval(
+                self.scores(pair[0]),
+                self.scores(pair[1]),
+                resolution=1.0 / self.config.get("dev_rows", math.inf),
+            )
+            decision = verdict(low, high)
+        gaps = np.subtract(self.scores(variant, "train_accuracy"), dev)
+        return {
+            "scenario": variant.scenario,
+            "variant": variant.label,
+            "kind": variant.kind,
+            "trick": variant.trick,
+            "mean": mean,
+            "std": std,
+            "effect": effect,
+            "ci_low": low,
+            "ci_high": high,
+            "verdict": decision,
+            "gap": float(np.mean(gaps)),
+            "diverged": float(np.mean(self.scores(variant, "diverged"))),
+            "test_accuracy": float(np.mean(self.scores(variant, "test_accuracy"))),
+            "seeds": len(dev),
+            "epochs_run": float(np.mean(self.scores(variant, "epochs"))),
+            "wall_time_s": float(np.mean(self.scores(variant, "seconds"))),
+        }
+
+
+def _key_text(variant: Variant) -> str:
+    """A stable text form of a variant's tricks, e.g. `"bn=batch init=he"`."""
+    return " ".join(f"{k}={v}" for k, v in sorted(variant.values.items())) or "-"
 
 
 def run_ablation(
-    x,
-    y,
+    x: np.ndarray | LabDataset,
+    y: np.ndarray | None = None,
     *,
-    tricks=DEFAULT_TRICKS,
-    depth=8,
-    width=64,
-    epochs=20,
-    seeds=1,
-    batch_size=32,
-    learning_rate=0.05,
-    dataset="data",
-    progress=None,
-):
-    """Trains the baseline, each trick alone, and all tricks together.
+    scenarios: Iterable[str] | None = None,
+    model: str = "mlp",
+    tricks: Iterable[str] | None = None,
+    seeds: int = 3,
+    epochs: int | None = None,
+    depth: int | None = None,
+    dataset: str = "data",
+    progress: Callable[[int, int, str, int], None] | None = None,
+    reporter: Any = None,
+) -> AblationResult:
+    """Runs the scenarios: every variant of each, `seeds` times.
 
     Args:
-        x: features, shape `(n, features)`.
-        y: integer class labels, shape `(n,)`.
-        tricks: names from `TRICKS`. Defaults to `DEFAULT_TRICKS`.
-        depth: hidden layers. Defaults to `8`.
-        width: units per hidden layer. Defaults to `64`.
-        epochs: maximum epochs per run. Defaults to `20`.
-        seeds: runs per variant (seeds 0..seeds-1). Defaults to `1`.
-        batch_size: Defaults to `32`.
-        learning_rate: SGD's constant learning rate. Defaults to `0.05`.
-        dataset: name shown in the table. Defaults to `"data"`.
-        progress: optional callable `progress(done, total, variant, seed)`
-            called after each run.
+        x: a `keras_tricks.datasets.LabDataset`, or the features (one row per
+            example) with `y`.
+        y: integer labels when `x` is an array. Defaults to `None`.
+        scenarios: names from `SCENARIOS`. Defaults to `None` (those judging
+            any of `tricks`; all when `tricks` is `None`).
+        model: `"mlp"` or `"cnn"` (image data). Defaults to `"mlp"`.
+        tricks: judge only these tricks. Defaults to `None` (all).
+        seeds: runs per variant, seeds `0..seeds-1`. Defaults to `3`.
+        epochs: epochs of every run, instead of each scenario's own.
+            Defaults to `None`.
+        depth: hidden layers of every network, instead of each scenario's
+            own. Defaults to `None`.
+        dataset: name shown in the tables when `x` is an array. Defaults to
+            `"data"`.
+        progress: optional `progress(done, total, variant, seed)` called
+            after each run.
+        reporter: optional object with `start(total_epochs)`,
+            `epoch(description)` and `run_done(description)` methods (the
+            command line's progress display).
 
     Returns:
         An `AblationResult`.
+
+    Raises:
+        ValueError: for an unknown scenario or trick (the message lists the
+            valid ones), or data the lab cannot use.
     """
-    split = make_split(x, y)
-    variants = {"baseline": set()}
-    variants.update({name: {name} for name in tricks})
-    if len(tricks) > 1:
-        all_tricks = set(tricks)
-        if {"init", "lsuv"} <= all_tricks:
-            all_tricks.discard("init")
-        variants["all"] = all_tricks
-    total = len(variants) * seeds
-    runs = {}
-    for name, chosen in variants.items():
-        runs[name] = []
-        for seed in range(seeds):
-            runs[name].append(
-                train_variant(
+    data = (
+        x
+        if isinstance(x, LabDataset)
+        else LabDataset(dataset, np.asarray(x), np.asarray(y))
+    )
+    check_data(data.x, data.y)
+    tricks = None if tricks is None else [registry.canonical(t) for t in tricks]
+    chosen = _check_scenarios(scenarios, tricks)
+    split = split_dataset(data, model)
+    plan = []
+    configs = {}
+    for name in chosen:
+        scenario = SCENARIOS[name]
+        settings = scenario.settings(model)
+        settings.update(
+            {
+                k: v
+                for k, v in {"epochs": epochs, "depth": depth}.items()
+                if v is not None
+            }
+        )
+        found = variants(scenario, tricks)
+        train = train_subset(split, settings["train_examples"])
+        settings["train_rows"] = len(train[0])
+        configs[name] = settings
+        distinct = {_key_text(v): v for v in found}
+        plan.append((scenario, settings, train, found, distinct))
+    total_runs = sum(len(p[4]) for p in plan) * seeds
+    if reporter is not None:
+        reporter.start(sum(len(p[4]) * p[1]["epochs"] for p in plan) * seeds)
+    runs: list[dict[str, Any]] = []
+    all_variants: list[Variant] = []
+    for scenario, settings, train, found, distinct in plan:
+        all_variants += found
+        for key, variant in distinct.items():
+            label = _run_label(found, key)
+            for seed in range(seeds):
+                description = f"{scenario.name}: {label}, seed {seed}"
+                on_epoch = None
+                if reporter is not None:
+
+                    def on_epoch(
+                        epoch, logs, description=description, total=settings["epochs"]
+                    ):
+                        reporter.epoch(f"{description}, epoch {epoch}/{total}")
+
+                run = train_run(
                     split,
-                    chosen,
-                    depth=depth,
-                    width=width,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    learning_rate=learning_rate,
+                    train,
+                    dict(variant.values),
+                    settings,
+                    model=model,
                     seed=seed,
+                    on_epoch=on_epoch,
                 )
-            )
-            if progress is not None:
-                progress(sum(map(len, runs.values())), total, name, seed)
+                runs.append(
+                    {
+                        "scenario": scenario.name,
+                        "key": key,
+                        "variant": label,
+                        "seed": seed,
+                        **run,
+                    }
+                )
+                if reporter is not None:
+                    reporter.run_done(
+                        f"{description}: dev accuracy {run['dev_accuracy']:.3f}",
+                        settings["epochs"] - run["epochs"],
+                    )
+                if progress is not None:
+                    progress(len(runs), total_runs, f"{scenario.name}: {label}", seed)
     config = {
-        "dataset": dataset,
-        "depth": depth,
-        "width": width,
-        "epochs": epochs,
+        "dataset": data.name,
+        "model": model,
         "seeds": seeds,
-        "tricks": list(tricks),
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
+        "scenarios": configs,
+        "train_rows": len(split.train[0]),
+        "dev_rows": min(len(split.dev[0]), DEV_EXAMPLES),
+        "test_rows": len(split.test[0]),
+        "tricks": {
+            n: registry.REGISTRY[n].description for n in (tricks or DEFAULT_TRICKS)
+        },
     }
-    return AblationResult(runs, config)
+    return AblationResult(runs, config, all_variants)
+
+
+def _run_label(found: list[Variant], key: str) -> str:
+    """The labels of the variants sharing a network (`+ bn = recipe - init`)."""
+    return " = ".join(v.label for v in found if _key_text(v) == key)
+
+
+def _check_scenarios(
+    scenarios: Iterable[str] | None, tricks: list[str] | None
+) -> list[str]:
+    from keras_tricks.lab.scenarios import scenarios_for
+
+    if scenarios is None:
+        return list(SCENARIOS) if tricks is None else scenarios_for(tricks)
+    names = list(scenarios)
+    for name in names:
+        if name not in SCENARIOS:
+            from keras_tricks._validation import invalid
+
+            raise invalid("scenario", name, "one of " + ", ".join(SCENARIOS))
+    return [n for n in SCENARIOS if n in names]

@@ -1,189 +1,159 @@
-import json
+"""The lab's runs, table, statistics and reproducibility, on tiny settings."""
 
+import math
+
+import keras
 import numpy as np
 import pytest
 
-from keras_tricks import cli
-from keras_tricks.lab import (
-    FILES,
-    build_variant,
-    load_lab_dataset,
-    make_split,
-    run_ablation,
-    write_outputs,
-)
-from keras_tricks.lab.ablation import train_variant
+from keras_tricks.datasets import LabDataset, load_dataset
+from keras_tricks.lab import build_variant, make_split, run_ablation
+from keras_tricks.lab.ablation import split_dataset, train_run, train_subset
+from keras_tricks.lab.scenarios import SCENARIOS
+from keras_tricks.lab.statistics import VERDICTS, paired_interval
 
-SMALL = {"depth": 3, "width": 16, "epochs": 3, "batch_size": 64}
+TINY = {"epochs": 2, "depth": 1, "seeds": 2}
+NUMERIC = ("mean", "std", "effect", "ci_low", "ci_high", "gap", "diverged")
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    x, y = load_lab_dataset("digits")
-    return x[:600], y[:600]
+@pytest.fixture(scope="session")
+def tiny_digits():
+    data = load_dataset("digits")
+    return data.subsample(400)
 
 
-@pytest.fixture(scope="module")
-def result(tiny):
-    x, y = tiny
+@pytest.fixture(scope="session")
+def result(tiny_digits):
+    """high-lr (clip, bn), 2 seeds, 2 epochs: 8 small runs."""
     return run_ablation(
-        x,
-        y,
-        tricks=("init", "bn", "early_stopping"),
-        seeds=2,
-        dataset="digits",
-        **SMALL,
+        tiny_digits, scenarios=["high-lr"], tricks=("clip", "bn"), **TINY
     )
 
 
-def test_table_has_every_variant_and_marks_the_best(result):
-    rows = result.table.to_dict()
-    names = [row["variant"].rstrip(" *") for row in result.table]
-    assert names == ["baseline", "init", "bn", "early_stopping", "all"]
-    assert sum(row["variant"].endswith(" *") for row in result.table) == 1
-    gains = {
-        n: r["dev_gain"]
-        for n, r in zip(names, rows.values(), strict=True)
-        if n not in ("baseline", "all")
+def test_table_rows_columns_and_types(result):
+    table = result.table
+    assert [(r["scenario"], r["variant"]) for r in table] == [
+        ("high-lr", "reference"),
+        ("high-lr", "+ clip"),
+        ("high-lr", "+ bn"),
+        ("high-lr", "recipe"),
+        ("high-lr", "recipe - clip"),
+        ("high-lr", "recipe - bn"),
+    ]
+    for row in table:
+        assert all(isinstance(row[c], float) for c in NUMERIC)
+        assert isinstance(row["seeds"], int) and row["seeds"] == 2
+        assert 1 <= row["epochs_run"] <= TINY["epochs"]
+        assert row["verdict"] in (*VERDICTS, "")
+        assert (row["verdict"] == "") == (row["kind"] == "reference")
+        assert "*" not in row["variant"] and "+-" not in str(row["mean"])
+
+
+def test_effects_are_paired_differences_of_the_runs(result):
+    def dev(scenario, label):
+        runs = [r for r in result.runs if r["scenario"] == scenario]
+        runs = [r for r in runs if label in r["variant"].split(" = ")]
+        return [r["dev_accuracy"] for r in sorted(runs, key=lambda r: r["seed"])]
+
+    rows = {(r["scenario"], r["variant"]): r for r in result.table}
+    checks = {
+        ("high-lr", "+ clip"): (dev("high-lr", "+ clip"), dev("high-lr", "reference")),
+        ("high-lr", "recipe - clip"): (
+            dev("high-lr", "recipe"),
+            dev("high-lr", "recipe - clip"),
+        ),
+        ("high-lr", "+ bn"): (dev("high-lr", "+ bn"), dev("high-lr", "reference")),
     }
-    assert result.best == max(gains, key=gains.get)
-    for name, seeds in result.runs.items():
-        dev = [r["dev_accuracy"] for r in seeds]
-        row = result.table[names.index(name)]
-        assert row["dev_accuracy"] == f"{np.mean(dev):.4f} +- {np.std(dev):.4f}"
-        assert row["epochs_run"] == np.mean([r["epochs"] for r in seeds])
-        assert row["gradients"]
+    resolution = 1 / result.config["dev_rows"]
+    assert resolution == 1 / 80
+    for key, (a, b) in checks.items():
+        effect, low, high = paired_interval(a, b, resolution=resolution)
+        assert rows[key]["effect"] == pytest.approx(effect)
+        assert rows[key]["ci_low"] == pytest.approx(low)
+        assert rows[key]["ci_high"] == pytest.approx(high)
+        assert rows[key]["mean"] == pytest.approx(np.mean(a if "+" in key[1] else b))
 
 
-def test_runs_record_curves_and_best_epoch(result):
-    run = result.runs["init"][0]
-    assert set(run["curves"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert run["epochs"] == len(run["curves"]["loss"]) <= SMALL["epochs"]
-    assert run["best_epoch"] == int(np.argmin(run["curves"]["val_loss"])) + 1
+def test_shared_networks_train_once(result):
+    labels = {r["variant"] for r in result.runs if r["scenario"] == "high-lr"}
+    assert labels == {
+        "reference",
+        "+ clip = recipe - bn",
+        "+ bn = recipe - clip",
+        "recipe",
+    }
+    assert len(result.runs) == 8
 
 
-def test_variants_contain_their_tricks():
-    plain = build_variant(64, 10, set(), depth=2, width=8, seed=0)
-    everything = build_variant(
-        64, 10, {"bn", "dropout", "l2", "init"}, depth=2, width=8, seed=0
+def test_same_seeds_give_the_same_numbers(result, tiny_digits):
+    split = split_dataset(tiny_digits)
+    settings = {**result.config["scenarios"]["high-lr"]}
+    (twin,) = [r for r in result.runs if r["variant"] == "reference" and r["seed"] == 1]
+    again = train_run(
+        split, train_subset(split, None), {"init": "he"}, settings, seed=1
     )
-    names = [type(layer).__name__ for layer in everything.layers]
-    assert names.count("BatchNormalization") == 2 and names.count("Dropout") == 2
-    assert everything.layers[0].kernel_regularizer is not None
-    assert "BatchNormalization" not in [type(la).__name__ for la in plain.layers]
-    std = np.std(plain.layers[0].kernel.numpy())
-    assert std == pytest.approx(0.05, rel=0.1)
+    assert again["curves"] == twin["curves"]
+    assert again["dev_accuracy"] == twin["dev_accuracy"]
+    other = [r for r in result.runs if r["variant"] == "reference" and r["seed"] == 0]
+    assert other[0]["curves"]["loss"] != twin["curves"]["loss"]
 
 
-def test_split_is_standardised_on_train_only(tiny):
-    (x_train, _), (x_dev, _), (x_test, _) = make_split(*tiny)
-    assert len(x_train) == 360 and len(x_dev) == len(x_test) == 120
+def test_a_diverging_run_is_reported_and_stopped(tiny_digits):
+    split = split_dataset(tiny_digits)
+    settings = {**SCENARIOS["high-lr"].settings("mlp"), "depth": 2, "epochs": 4}
+    settings["learning_rate"] = 1e4
+    run = train_run(split, split.train, {"init": "he"}, settings)
+    assert run["diverged"] and run["epochs"] < 4
+    assert not math.isfinite(run["curves"]["loss"][-1])
+    y_dev = split.dev[1]
+    assert run["dev_accuracy"] == pytest.approx(np.bincount(y_dev).max() / len(y_dev))
+
+
+def test_cnn_on_images_and_its_error_on_flat_features(tiny_digits):
+    split = split_dataset(tiny_digits, "cnn")
+    assert split.train[0].shape[1:] == (8, 8, 1)
+    settings = {**SCENARIOS["deep"].settings("cnn"), "depth": 2, "width": 4}
+    settings["epochs"] = 1
+    run = train_run(split, split.train, {"bn": "batch"}, settings, model="cnn")
+    assert 0.0 <= run["dev_accuracy"] <= 1.0 and run["epochs"] == 1
+    flat = LabDataset("flat", tiny_digits.x.reshape(400, -1), tiny_digits.y)
+    with pytest.raises(ValueError, match="--model cnn needs image data"):
+        split_dataset(flat, "cnn")
+
+
+def test_splits_and_subsets(tiny_digits):
+    x = tiny_digits.x.reshape(400, -1)
+    (x_train, _), (x_dev, _), (x_test, _) = make_split(x, tiny_digits.y)
+    assert len(x_train) == 240 and len(x_dev) == len(x_test) == 80
     np.testing.assert_allclose(x_train.mean(axis=0), 0, atol=1e-5)
-    assert np.abs(x_dev.mean(axis=0)).max() > 1e-3
+    split = split_dataset(tiny_digits)
+    x_small, y_small = train_subset(split, "small")
+    assert len(x_small) == 60 and set(np.unique(y_small)) == set(range(10))
+    assert train_subset(split, None)[0] is split.train[0]
 
 
-def test_same_seeds_give_the_same_numbers(tiny):
-    x, y = tiny
-    a = run_ablation(x, y, tricks=("clip",), **SMALL)
-    b = run_ablation(x, y, tricks=("clip",), **SMALL)
-    for name in a.runs:
-        assert a.runs[name][0]["curves"] == b.runs[name][0]["curves"]
+def test_build_variant_keeps_working():
+    model = build_variant(64, 10, {"bn", "dropout", "l2", "init"}, depth=2, width=8)
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names.count("BatchNormalization") == 2 and names.count("Dropout") == 2
+    assert model.layers[0].kernel_regularizer is not None
+    assert isinstance(model.layers[0].kernel_initializer, keras.initializers.HeNormal)
 
 
-def test_outputs_are_written(result, tmp_path):
-    paths = write_outputs(result, tmp_path / "out")
-    assert sorted(p.name for p in paths) == sorted(FILES)
-    html = (tmp_path / "out" / "report.html").read_text()
-    assert "data:image/png;base64," in html and "baseline" in html
-    assert (tmp_path / "out" / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    csv_lines = (tmp_path / "out" / "results.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("variant,dev_accuracy") and len(csv_lines) == 6
-    runs = json.loads((tmp_path / "out" / "runs.json").read_text())
-    assert runs["config"]["seeds"] == 2
-    assert list(tmp_path.iterdir()) == [tmp_path / "out"]
+def test_unknown_scenario_lists_the_valid_ones(tiny_digits):
+    with pytest.raises(ValueError, match="one of deep, small-data, high-lr, long"):
+        run_ablation(tiny_digits, scenarios=["wide"])
 
 
-def test_cli_ablate_on_an_npz_file(tmp_path, capsys):
+@pytest.mark.jax
+def test_one_run_trains_on_every_backend():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 5)).astype("float32")
-    y = (x[:, 0] > 0).astype("int64")
-    np.savez(tmp_path / "mine.npz", x=x, y=y)
-    code = cli.main(
-        [
-            "ablate",
-            "--dataset",
-            str(tmp_path / "mine.npz"),
-            "--tricks",
-            "bn",
-            "--depth",
-            "2",
-            "--epochs",
-            "2",
-            "--seeds",
-            "1",
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
-    assert code == 0
-    out = capsys.readouterr()
-    assert "200 examples, 5 features, 2 classes" in out.out
-    assert "2/2 runs" in out.err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(FILES)
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["ablate", "--tricks", "init,warp"],
-        ["ablate", "--tricks", ""],
-        ["ablate", "--epochs", "0"],
-        ["ablate", "--seeds", "x"],
-        ["demo", "--depth", "-1"],
-        ["nope"],
-    ],
-)
-def test_bad_arguments_exit_2_and_write_nothing(argv, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([*argv, "--out", str(tmp_path / "out")])
-    assert exit_info.value.code == 2
-    assert "usage" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize(
-    ("dataset", "message"),
-    [
-        ("missing.npz", "No such .npz file"),
-        ("data.csv", "path ending in .npz"),
-        ("bad.npz", "arrays named 'x' and 'y'"),
-    ],
-)
-def test_bad_datasets_exit_2(dataset, message, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    np.savez(tmp_path / "bad.npz", a=np.zeros(3))
-    assert cli.main(["ablate", "--dataset", dataset, "--out", "out"]) == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
-
-
-def test_fashion_mnist_is_read_from_the_debian_package(tmp_path):
-    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion"):
-        load_lab_dataset("fashion-mnist", fashion_mnist_dir=tmp_path)
-
-
-def test_a_diverging_run_is_reported_not_raised(tiny):
-    split = make_split(*tiny)
-    run = train_variant(
-        split,
-        {"init"},
-        depth=3,
-        width=16,
-        epochs=2,
-        batch_size=64,
-        learning_rate=1e4,
-        seed=0,
-    )
-    assert not np.isfinite(run["curves"]["val_loss"]).any()
-    assert run["best_epoch"] == 0
-    assert run["gradients"] == "exploding"
+    x = rng.normal(size=(300, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    split = split_dataset(LabDataset("blobs", x, y))
+    settings = {**SCENARIOS["long"].settings("mlp"), "depth": 1, "width": 8}
+    settings.update(epochs=4, batch_size=16)
+    values = {"init": "he", "bn": "batch", "decay": 0.85, "swa": 0.75}
+    run = train_run(split, split.train, values, settings)
+    assert run["epochs"] == 4 and not run["diverged"]
+    assert run["dev_accuracy"] > 0.8

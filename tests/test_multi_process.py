@@ -1,4 +1,4 @@
-"""keras_tricks across 2 processes: JAX + keras.distribution.DataParallel.
+"""keras_tricks across 2 processes (and 2 local devices): JAX DataParallel.
 
 Two worker processes on 127.0.0.1 train the same model with GradientClipping,
 GhostBatchNormalization, EarlyStopping, EpochDecay, WeightAveraging and
@@ -6,7 +6,8 @@ GradientMonitor, each feeding its half of every global batch; a third
 process trains alone on the whole global batches. The run is the same
 computation, so the weights must agree (clipping acts on the gradient of the
 global batch), both workers must stop at the same epoch with the same
-averaged weights, and only process 0 writes the model file.
+averaged weights, and only process 0 writes the model file. One process with
+2 local CPU devices (XLA_FLAGS) under DataParallel gives the same weights too.
 """
 
 import os
@@ -28,12 +29,13 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _run(out_dir, processes):
+def _run(out_dir, processes, local_devices=1):
     """Runs the worker in `processes` processes; kills them all on failure."""
     port = _free_port()
     children = []
     for index in range(processes):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={local_devices}"
         env.pop("KERAS_BACKEND", None)
         if processes > 1:
             env.update(
@@ -72,6 +74,11 @@ def runs(tmp_path_factory):
     return _run(multi, 2), _run(single, 1)[0], multi
 
 
+@pytest.fixture(scope="module")
+def two_devices(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("devices"), 1, local_devices=2)[0]
+
+
 def test_workers_end_identical(runs):
     (first, second), _, _ = runs
     assert sorted(first) == sorted(second)
@@ -92,6 +99,15 @@ def test_two_processes_equal_one_fed_the_global_batches(runs, mode):
         )
     for key in ("stopped_epoch", "averaged", "clipped"):
         assert first[f"{mode}.{key}"] == single[f"{mode}.{key}"], key
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_two_local_devices_equal_one(runs, two_devices, mode):
+    _, single, _ = runs
+    np.testing.assert_allclose(
+        two_devices[f"{mode}.weights"], single[f"{mode}.weights"], atol=1e-5
+    )
+    assert two_devices[f"{mode}.stopped_epoch"] == single[f"{mode}.stopped_epoch"]
 
 
 @pytest.mark.parametrize("mode", MODES)

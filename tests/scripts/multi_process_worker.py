@@ -4,7 +4,8 @@
 components on the JAX backend, once per GradientClipping mode in `MODES`.
 With the `KERAS_DISTRIBUTION_*` variables set (2 processes) each process feeds
 its half of every global batch, under `keras.distribution.DataParallel`;
-without them, one process feeds the whole global batches (the reference).
+without them, one process feeds the whole global batches, on 2 local devices
+under `DataParallel` when XLA_FLAGS makes 2, or on one (the reference).
 Each process saves what it ended with to `OUT_DIR/process_<id>.npz`; only
 process 0 writes the model file.
 """
@@ -92,6 +93,7 @@ def main(out_dir):
     processes = int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1"))
     if processes > 1:
         keras.distribution.initialize()
+    if jax.device_count() > 1:  # several processes, or several local devices
         distribution = keras.distribution.DataParallel(devices=jax.devices())
         distribution.auto_shard_dataset = False
         keras.distribution.set_distribution(distribution)

@@ -49,7 +49,7 @@ def site(tmp_path_factory):
 
 def test_the_site_builds_strictly(site):
     assert (site / "index.html").is_file()
-    assert (site / "api" / "layers" / "index.html").is_file()
+    assert (site / "api" / "layers.html").is_file()
 
 
 def test_every_public_module_has_an_api_page_in_the_nav():
@@ -72,7 +72,7 @@ def test_every_public_module_has_an_api_page_in_the_nav():
 def test_every_public_name_is_in_the_api_reference(site):
     missing = []
     for module, objects in public_objects().items():
-        page = (site / "api" / module / "index.html").read_text()
+        page = (site / "api" / f"{module}.html").read_text()
         missing += [
             f"keras_tricks.{module}.{name}"
             for name in objects
@@ -118,13 +118,13 @@ def test_the_results_page_shows_the_benchmark_results(site):
     lines = (ROOT / "benchmarks" / "RESULTS.md").read_text().splitlines()
     separator = next(i for i, line in enumerate(lines) if line.startswith("|---"))
     first_cell = lines[separator + 1].split("|")[1].strip().replace("`", "")
-    page = (site / "results" / "index.html").read_text()
+    page = (site / "results.html").read_text()
     assert "Benchmark results" in page
     assert html.escape(first_cell, quote=False) in page
 
 
 def test_doctest_examples_render_as_code(site):
-    page = (site / "api" / "callbacks" / "index.html").read_text()
+    page = (site / "api" / "callbacks.html").read_text()
     assert "&gt;&gt;&gt;" in page  # the examples are there ...
     assert "<blockquote>\n<blockquote>" not in page  # ... not as nested quotes
 

@@ -1,31 +1,38 @@
 """keras_tricks.data against the scikit-learn way, and streaming overhead.
 
-1. A stratified 98/1/1 split of 10 million rows (4 float32 features, 100
-   classes): `train_dev_test_split(x, y, stratify=y)` against two chained
-   `sklearn.model_selection.train_test_split(..., stratify=...)` calls, timed
-   alternately in one process. Peak memory is measured two ways: the peak of
-   NumPy's allocations under `tracemalloc` in this process, and the growth of
-   the peak resident set size of a fresh subprocess that makes the data,
-   resets its peak (`/proc/self/clear_refs`) and runs one split: `VmHWM`
-   after minus `VmRSS` before, from `/proc/self/status` (Linux).
+1. Scale curve of a stratified 98/1/1 split (4 float32 features, 100
+   classes) at 10^5 to 10^7 rows: `train_dev_test_split(x, y, stratify=y)`
+   against two chained `sklearn.model_selection.train_test_split(...,
+   stratify=...)` calls, timed alternately in one process, with the peak of
+   the allocations under `tracemalloc` for each; plotted to
+   `benchmarks/data_scale.png`. At the largest size the time goal (>= 3x
+   faster) is checked, and peak memory is measured a second way: the growth
+   of the peak resident set size of a fresh subprocess that makes the data,
+   resets its peak (`/proc/self/clear_refs`) and runs one split (`VmHWM`
+   after minus `VmRSS` before, from `/proc/self/status`; Linux).
 2. Streaming: iterating each split of `split_dataset` against iterating the
-   unsplit `tf.data.Dataset` (batches of 256 consumed in Python). Each split
+   unsplit `tf.data.Dataset` in batches of 256 consumed in Python. Each split
    reads the whole source and keeps its share, so the fair ratio is source
    elements read per second. Two sources: in memory (the worst case for the
-   split's relative overhead) and a TFRecord file of `tf.train.Example`s
-   parsed after the split, as the docs recommend. One pass over all three
-   splits against one pass over the source is shown for information: the
-   source is read three times, so it cannot reach 0.8x when reading
-   dominates.
+   split's relative overhead), as single elements then `.batch(256)` and with
+   `batch_size=256`; and a TFRecord file of `tf.train.Example`s parsed after
+   the split, as the docs recommend. One pass over all three splits against
+   one pass over the source is shown for information: the source is read
+   three times, so it cannot reach 0.8x when reading dominates. Next to the
+   wall-clock ratio (the goal), the process CPU time ratio of the same runs
+   is shown: on a shared machine it varies less.
 """
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -37,6 +44,10 @@ from keras_tricks.report import Report
 
 DEV = TEST = 0.01
 CLASSES = 100
+BATCH = 256
+SIZES = (10**5, 3 * 10**5, 10**6, 3 * 10**6, 10**7)
+QUICK_SIZES = (10**5, 10**6)
+PLOT = Path(__file__).parent / "data_scale.png"
 
 
 def _data(n):
@@ -113,12 +124,66 @@ def _memory_row(method, ours_mb, native_mb):
     }
 
 
-def _split_section(quick):
-    n = 1_000_000 if quick else 10_000_000
-    x, y = _data(n)
-    result = compare(
-        lambda: ours(x, y), lambda: sklearn_way(x, y), repeats=1 if quick else 3
-    )
+def _scale_rows(sizes, quick):
+    rows, largest = [], None
+    for n in sizes:
+        x, y = _data(n)
+        repeats = 1 if quick else (3 if n >= 3 * 10**6 else 5)
+        result = compare(
+            lambda x=x, y=y: ours(x, y),
+            lambda x=x, y=y: sklearn_way(x, y),
+            repeats=repeats,
+        )
+        ours_mb, native_mb = _traced_peak(ours, x, y), _traced_peak(sklearn_way, x, y)
+        rows.append(
+            {
+                "rows": n,
+                "ours_s": result["ours_s"],
+                "sklearn_s": result["native_s"],
+                "time_ratio": result["ratio"],
+                "ours_MiB": ours_mb,
+                "sklearn_MiB": native_mb,
+                "memory_ratio": ours_mb / native_mb,
+                "data_MiB": (x.nbytes + y.nbytes) / 2**20,
+            }
+        )
+        largest = result
+    return rows, largest
+
+
+def _plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [r["rows"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.loglog(n, [r["ours_s"] for r in rows], "o-", label="train_dev_test_split")
+    left.loglog(n, [r["sklearn_s"] for r in rows], "s-", label="2x train_test_split")
+    left.set(xlabel="rows", ylabel="seconds (median)", title="time")
+    right.loglog(n, [r["ours_MiB"] for r in rows], "o-", label="train_dev_test_split")
+    right.loglog(n, [r["sklearn_MiB"] for r in rows], "s-", label="2x train_test_split")
+    right.loglog(n, [r["data_MiB"] for r in rows], "k:", label="the data itself")
+    right.set(xlabel="rows", ylabel="MiB", title="peak memory (tracemalloc)")
+    for ax in (left, right):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"stratified 98/1/1 split, 4 float32 features, {CLASSES} classes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _split_sections(quick):
+    sizes = QUICK_SIZES if quick else SIZES
+    rows, result = _scale_rows(sizes, quick)
+    if quick:  # only checks that the plot draws, and keeps the real one
+        with tempfile.TemporaryDirectory() as folder:
+            _plot(rows, Path(folder) / PLOT.name)
+    else:
+        _plot(rows, PLOT)
+    n = sizes[-1]
     speed = Report(
         [
             row(
@@ -130,12 +195,13 @@ def _split_section(quick):
         ],
         title="time: train_dev_test_split vs two chained train_test_split",
     )
+    largest = rows[-1]
     memory = Report(
         [
             _memory_row(
                 "tracemalloc peak, same process",
-                _traced_peak(ours, x, y),
-                _traced_peak(sklearn_way, x, y),
+                largest["ours_MiB"],
+                largest["sklearn_MiB"],
             ),
             _memory_row(
                 "peak RSS growth (VmHWM), fresh subprocess",
@@ -144,29 +210,56 @@ def _split_section(quick):
             ),
         ],
         title=f"peak memory of one split ({n:,} rows; data itself "
-        f"{(x.nbytes + y.nbytes) / 2**20:.0f} MiB)",
+        f"{largest['data_MiB']:.0f} MiB)",
+    )
+    scale = Report(
+        rows,
+        title="scale: train_dev_test_split vs two chained train_test_split, "
+        "stratified 98/1/1 (time: median of alternating runs; memory: "
+        f"tracemalloc peak; plot: benchmarks/{PLOT.name})",
     )
     return [
         ("data: stratified split, time", speed),
         ("data: stratified split, peak memory", memory),
+        ("data: stratified split, scale curve", scale),
     ]
 
 
-def _iterate(dataset, parse=None):
+def _iterate(dataset, parse=None, batched=False):
     if parse is not None:
         dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     count = 0
-    for batch in dataset.batch(256):
+    for batch in dataset if batched else dataset.batch(BATCH):
         count += int(tf.nest.flatten(batch)[0].shape[0])
     return count
+
+
+def _compare_with_cpu(ours_fn, native_fn, repeats):
+    """`compare`, plus the median per-pair ratio of process CPU time."""
+    cpu = {"ours": [], "native": []}
+
+    def clocked(fn, side):
+        def call():
+            start = time.process_time()
+            fn()
+            cpu[side].append(time.process_time() - start)
+
+        return call
+
+    result = compare(
+        clocked(ours_fn, "ours"), clocked(native_fn, "native"), repeats=repeats
+    )
+    pairs = list(zip(cpu["ours"], cpu["native"], strict=True))[1:]  # no warm-up
+    result["cpu_ratio"] = statistics.median(o / n for o, n in pairs)
+    return result
 
 
 def _write_records(x, path):
     """Writes the rows of `x` to a TFRecord file as `tf.train.Example`s."""
     with tf.io.TFRecordWriter(path) as writer:
-        for i, row in enumerate(x):
+        for i, values in enumerate(x):
             feature = {
-                "x": tf.train.Feature(float_list=tf.train.FloatList(value=row)),
+                "x": tf.train.Feature(float_list=tf.train.FloatList(value=values)),
                 "id": tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
             }
             example = tf.train.Example(features=tf.train.Features(feature=feature))
@@ -183,37 +276,41 @@ def _parse(record):
     return tf.io.parse_single_example(record, _SPEC)
 
 
-def _throughput_rows(source, n, parse, quick):
-    parts = split_dataset(source, dev_size=DEV, test_size=TEST)
+def _throughput_rows(source, n, parse, quick, batch_size=None):
+    parts = split_dataset(source, dev_size=DEV, test_size=TEST, batch_size=batch_size)
+    batched = batch_size is not None
+    how = f"batch_size={batch_size}" if batched else f"elements, .batch({BATCH})"
     rows = []
     for name, part in zip(("train", "dev", "test"), parts, strict=True):
-        count = _iterate(part, parse)
-        result = compare(
-            lambda p=part: _iterate(p, parse),
+        count = _iterate(part, parse, batched)
+        result = _compare_with_cpu(
+            lambda p=part: _iterate(p, parse, batched),
             lambda: _iterate(source, parse),
-            repeats=3 if quick else 5,
+            repeats=3 if quick else 7,
         )
         # Each split reads all n source elements: elements read per second
         # relative to iterating the source itself.
         ratio = 1 / result["ratio"]
         rows.append(
             {
-                "benchmark": f"{name} split ({count:,} of {n:,}) vs unsplit",
+                "benchmark": f"{name} split ({count:,} of {n:,}; {how}) vs unsplit",
                 "ours_s": result["ours_s"],
                 "native_s": result["native_s"],
                 "throughput_ratio": ratio,
+                "cpu_throughput_ratio": 1 / result["cpu_ratio"],
                 "goal": ">= 0.8x",
                 "met": "yes" if ratio >= 0.8 else "NO",
             }
         )
-    all_three = sum(timed(lambda p=p: _iterate(p, parse)) for p in parts)
+    all_three = sum(timed(lambda p=p: _iterate(p, parse, batched)) for p in parts)
     unsplit = timed(lambda: _iterate(source, parse))
     rows.append(
         {
-            "benchmark": "train + dev + test one pass each vs unsplit once",
+            "benchmark": f"train + dev + test one pass each ({how}) vs unsplit once",
             "ours_s": all_three,
             "native_s": unsplit,
             "throughput_ratio": unsplit / all_three,
+            "cpu_throughput_ratio": None,
             "goal": "info",
             "met": "-",
         }
@@ -221,36 +318,38 @@ def _throughput_rows(source, n, parse, quick):
     return rows
 
 
-def _stream_section(quick):
+def _stream_sections(quick):
     n = 20_000 if quick else 100_000
     x = np.random.default_rng(0).normal(size=(n, 32)).astype("float32")
     memory = tf.data.Dataset.from_tensor_slices((x, np.arange(n)))
+    in_memory = _throughput_rows(memory, n, None, quick)
+    in_memory += _throughput_rows(memory, n, None, quick, batch_size=BATCH)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "data.tfrecord")
         _write_records(x, path)
         records = tf.data.TFRecordDataset(path)
-        sections = [
-            (
-                "data: split_dataset throughput, in-memory source",
-                Report(
-                    _throughput_rows(memory, n, None, quick),
-                    title=f"split_dataset: source elements read per second, split / "
-                    f"unsplit ({n:,} in-memory elements of 32 float32, batches "
-                    "of 256; the worst case for the split's overhead)",
-                ),
+        from_file = _throughput_rows(records, n, _parse, quick)
+    return [
+        (
+            "data: split_dataset throughput, in-memory source",
+            Report(
+                in_memory,
+                title=f"split_dataset: source elements read per second, split / "
+                f"unsplit ({n:,} in-memory elements of 32 float32, batches of "
+                f"{BATCH}; the worst case for the split's overhead)",
             ),
-            (
-                "data: split_dataset throughput, TFRecord source",
-                Report(
-                    _throughput_rows(records, n, _parse, quick),
-                    title=f"split_dataset: source elements read per second, split / "
-                    f"unsplit ({n:,} tf.train.Examples read from a TFRecord file "
-                    "and parsed after the split, batches of 256)",
-                ),
+        ),
+        (
+            "data: split_dataset throughput, TFRecord source",
+            Report(
+                from_file,
+                title=f"split_dataset: source elements read per second, split / "
+                f"unsplit ({n:,} tf.train.Examples read from a TFRecord file "
+                f"and parsed after the split, batches of {BATCH})",
             ),
-        ]
-    return sections
+        ),
+    ]
 
 
 def run(quick=False):
-    return _split_section(quick) + _stream_section(quick)
+    return _split_sections(quick) + _stream_sections(quick)

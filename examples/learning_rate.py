@@ -1,7 +1,7 @@
 """Learning rate: the range test picks a rate, EpochDecay lowers it each epoch.
 
 Runs `find_learning_rate` on a fresh MLP (its weights and optimizer state are
-restored afterwards), trains with the suggested rate and `EpochDecay(0.9)`,
+restored afterwards), applies the suggested rate, trains with `EpochDecay(0.9)`,
 and prints the learning rate and dev accuracy per epoch.
 """
 
@@ -11,8 +11,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from keras_tricks.callbacks import EpochDecay, find_learning_rate  # noqa: E402
+from keras_tricks.callbacks import EpochDecay  # noqa: E402
 from keras_tricks.datasets import load_digits  # noqa: E402
+from keras_tricks.lr_finder import find_learning_rate  # noqa: E402
 
 
 def main():
@@ -36,7 +37,7 @@ def main():
         f"range test: {len(sweep.lrs)} steps up to lr {sweep.lrs[-1]:.3g}, "
         f"suggested lr {sweep.suggestion:.3g}"
     )
-    model.optimizer.learning_rate = sweep.suggestion
+    sweep.apply(model)  # model.optimizer.learning_rate = sweep.suggestion
     history = model.fit(
         x,
         y,

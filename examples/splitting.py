@@ -1,9 +1,9 @@
 """Splitting: train/dev/test from one distribution, checked, scaler fit on train.
 
 Splits the raw digits 60/20/20 with stratification, prints `describe_split`
-(class proportions, shift of the central pixels, leaked rows), adapts a
-`keras.layers.Normalization` on the training split only, trains on train,
-tunes nothing but reads dev, and evaluates once on test.
+of the `(x, y)` pairs (class proportions, shift of every pixel, leaked
+rows), adapts a `keras.layers.Normalization` on the training split only,
+trains on train, reads dev, and evaluates once on test.
 """
 
 import os
@@ -23,9 +23,11 @@ def main():
     x_train, x_dev, x_test, y_train, y_dev, y_test = train_dev_test_split(
         x, y, dev_size=0.2, test_size=0.2, stratify=y, random_state=0
     )
-    print(describe_split(x_train, x_dev, x_test, labels=(y_train, y_dev, y_test)))
+    train, dev, test = (x_train, y_train), (x_dev, y_dev), (x_test, y_test)
+    # The same (x, y) pairs that fit's validation_data takes.
+    print(describe_split(train, dev, test))
     normalize = keras.layers.Normalization()
-    normalize.adapt(x_train)
+    normalize.adapt(x_train)  # statistics of train only
     model = keras.Sequential(
         [
             keras.Input((64,)),
@@ -35,9 +37,9 @@ def main():
         ]
     )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, validation_data=(x_dev, y_dev), epochs=10, verbose=0)
-    _, dev_accuracy = model.evaluate(x_dev, y_dev, verbose=0)
-    _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
+    model.fit(*train, validation_data=dev, epochs=10, verbose=0)
+    _, dev_accuracy = model.evaluate(*dev, verbose=0)
+    _, test_accuracy = model.evaluate(*test, verbose=0)  # once, at the end
     print(f"\ndev accuracy {dev_accuracy:.3f}, test accuracy {test_accuracy:.3f}")
 
 

@@ -3,7 +3,8 @@
 Each family lives in its own subpackage: `initializers` (named schemes, LSUV),
 `regularizers` (parameter tying), `diagnostics` (per-layer statistics),
 `layers` (ghost batch norm, BN recalibration, dropout variants), `optimizers`
-(gradient clipping), `callbacks`, `data` (train/dev/test splits). Importing
+(gradient clipping), `callbacks`, `lr_finder` (the learning-rate range test),
+`ensembles` (explicit model averaging), `data` (train/dev/test splits). Importing
 the package loads these light subpackages only. The heavier ones are loaded
 on first use: `datasets` (embedded data for demos), `lab` and `studies` (the
 experiments behind the `keras-tricks` command), `tuning` (KerasTuner search
@@ -16,8 +17,10 @@ from keras_tricks import (
     callbacks,
     data,
     diagnostics,
+    ensembles,
     initializers,
     layers,
+    lr_finder,
     optimizers,
     regularizers,
 )
@@ -32,9 +35,11 @@ __all__ = [
     "data",
     "datasets",
     "diagnostics",
+    "ensembles",
     "initializers",
     "lab",
     "layers",
+    "lr_finder",
     "optimizers",
     "regularizers",
     "studies",

@@ -14,6 +14,7 @@ raises.
 """
 
 import contextlib
+import sys
 
 import keras
 
@@ -88,3 +89,27 @@ def replaced_call(layer, call):
         yield
     finally:
         del layer.call
+
+
+def calling_instance(cls):
+    """The innermost `self` of class `cls` among the calling frames, or `None`.
+
+    Keras gives a callback no handle on the other callbacks of its `fit`, nor
+    tells `save_own_variables` who is saving. Two call structures (Keras
+    3.15.1, `keras.src.callbacks.callback_list`, `backup_and_restore`) answer
+    both: `keras.callbacks.CallbackList` calls each hook from its own method
+    (`for callback in self.callbacks: callback.set_model(model)`), and
+    `keras.callbacks.BackupAndRestore` writes and reads its backup with
+    `model.save_weights` / `model.load_weights` from its own methods.
+    Features: callbacks order themselves before Keras's loggers and backups
+    (`TrainingCallback.set_model`), and callback state goes into backups only
+    (`keras_tricks/callbacks/_state.py`). `tests/test_keras_compat.py` checks
+    both structures.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, cls):
+            return candidate
+        frame = frame.f_back
+    return None

@@ -37,7 +37,8 @@ def describe(value):
         except ValueError:
             pass
         return f"<{type(value).__name__} shape={dims} dtype={dtype}>"
-    return _REPR.repr(value)
+    text = _REPR.repr(value)
+    return " ".join(text.split()) if "\n" in text else text
 
 
 def invalid(name, value, expected, error=ValueError, fix=""):

@@ -55,3 +55,45 @@ def test_replaced_call_is_undone_when_the_block_raises():
         raise RuntimeError
     assert "call" not in vars(layer)
     assert layer(np.ones((1, 3), "float32")).shape == (1, 2)
+
+
+class _Probe(keras.callbacks.Callback):
+    """Records what `calling_instance` sees from its hooks and saves."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.seen.append(_keras_compat.calling_instance(keras.callbacks.CallbackList))
+
+
+class _Saved(keras.Operation):
+    """A model attribute that records who saves and loads the weights file."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def save_own_variables(self, store):
+        self.seen.append(
+            _keras_compat.calling_instance(keras.callbacks.BackupAndRestore)
+        )
+
+    def load_own_variables(self, store):
+        self.save_own_variables(store)
+
+
+def test_calling_instance_sees_the_callback_list_and_the_backup(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model._saved = _Saved()
+    probe = _Probe()
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    model.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0, callbacks=[probe, backup])
+    assert probe in probe.seen[0].callbacks
+    assert model._saved.seen == [backup]
+    model.save_weights(tmp_path / "own.weights.h5")
+    model.load_weights(tmp_path / "own.weights.h5")
+    assert model._saved.seen == [backup, None, None]

@@ -1,112 +1,217 @@
-"""Shared base of the training-control callbacks: config, state, monitoring.
+"""The callback family: `TrainingCallback` and `MonitoringCallback`.
 
-Every callback here follows the same rules:
+Every keras_tricks callback derives from `TrainingCallback` and follows the
+same rules:
 
-- `get_config()` returns every `__init__` argument that is plain data, and
-  `from_config(config)` rebuilds the callback (data arguments such as
-  `recalibrate_data` are not serialised).
+- Config: `get_config()` returns every `__init__` argument that is plain
+  data (`{**super().get_config(), ...}`), and `from_config(config)` rebuilds
+  the callback (data arguments such as `recalibrate_data` are not
+  serialised).
 - `copy.deepcopy(callback)` gives a fresh callback with the same arguments
   (KerasTuner deep-copies callbacks for every trial); `on_train_begin` resets
   the state, so one instance can serve several `fit` calls.
-- The state (best value, wait counter, current factor, averaged weights) is
-  `get_state()` / `set_state()`; it is saved with the model's weights file,
-  so `keras.callbacks.BackupAndRestore` restores it (see `_state.py`). List
-  `BackupAndRestore` *after* keras_tricks callbacks: Keras calls callbacks in
-  list order and backs up in its own `on_epoch_end`.
+- Order: inside `fit` (or any `keras.callbacks.CallbackList`) a keras_tricks
+  callback runs its hooks before Keras's loggers and checkpoints, whatever
+  the order of the list: `set_model` moves `CSVLogger`, `TensorBoard`,
+  `RemoteMonitor`, `History`, `ProgbarLogger`, `ModelCheckpoint` and
+  `BackupAndRestore` found before it to just after it. So everything it
+  writes into the logs reaches them, and a backup holds the state after the
+  epoch (keras-team/keras#4443 is the same problem for Keras's own
+  callbacks). Any other callback that reads a value we log must be listed
+  after ours.
+- State: the state (best value, wait counter, current factor, averaged
+  weights) is `get_state()` / `set_state()`; it goes into
+  `keras.callbacks.BackupAndRestore`'s backups and nowhere else (see
+  `_state.py`).
 - Only epoch hooks do work: no per-batch host synchronisation.
+
+`MonitoringCallback` adds what every callback watching one logged quantity
+shares (Keras's `monitor`, `mode` and `min_delta`): the arguments validated
+once, the direction inferred at the first epoch end, and one decision method,
+`is_improvement`.
 """
 
+from __future__ import annotations
+
 import copy
-import math
 import warnings
+import weakref
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
 
 from keras_tricks import _keras_compat
+from keras_tricks._validation import check_choice, check_number, invalid
 from keras_tricks.callbacks import _state
+
+RUN_AFTER = (
+    keras.callbacks.CSVLogger,
+    keras.callbacks.TensorBoard,
+    keras.callbacks.RemoteMonitor,
+    keras.callbacks.History,
+    keras.callbacks.ProgbarLogger,
+    keras.callbacks.ModelCheckpoint,
+    keras.callbacks.BackupAndRestore,
+)
+"""Keras's callbacks that only read the logs or save the run: moved after ours."""
+
+MODES = ("auto", "min", "max")
 
 
 class TrainingCallback(keras.callbacks.Callback):
-    """Base class: config round trip, deepcopy, state saved for backups."""
+    """Root of the keras_tricks callbacks: config, deepcopy, state, order.
 
-    _state_attributes = ()
+    Subclasses call `super().__init__()` first, set their own arguments, list
+    the attributes that make up their state in `_state_attributes`, and
+    initialise them in `reset_state` (called at construction and at the
+    start of every `fit`).
+    """
 
-    def __init__(self):
+    _state_attributes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
         super().__init__()
-        self._restored = False
         self.last_epoch = -1
+        self._callback_list: weakref.ref[keras.callbacks.CallbackList] | None = None
         self.reset_state()
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Sets the state to its value before training."""
 
-    def get_config(self):
-        raise NotImplementedError
+    def get_config(self) -> dict[str, Any]:
+        """Returns the `__init__` arguments that are plain data."""
+        return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> TrainingCallback:
+        """Rebuilds a callback from `get_config()`."""
         return cls(**config)
 
-    def _data_arguments(self):
+    def _data_arguments(self) -> dict[str, Any]:
         """`__init__` arguments that are data, not config (kept by reference)."""
         return {}
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrainingCallback:
         config = copy.deepcopy(self.get_config(), memo)
         return type(self)(**config, **self._data_arguments())
 
-    def get_state(self):
+    def get_state(self) -> tuple[dict[str, Any], list[np.ndarray]]:
         """Returns `(json_dict, arrays)`: the state to back up."""
         names = ("last_epoch", *self._state_attributes)
         state = {name: getattr(self, name) for name in names}
         return state, self._state_arrays()
 
-    def set_state(self, state, arrays):
-        """Restores what `get_state` returned (called by `load_weights`)."""
+    def set_state(self, state: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        """Restores what `get_state` returned (from a `BackupAndRestore` backup)."""
         for name in ("last_epoch", *self._state_attributes):
             setattr(self, name, state[name])
         self._set_state_arrays(arrays)
-        self._restored = True
 
-    def _state_arrays(self):
+    def _state_arrays(self) -> list[np.ndarray]:
         return []
 
-    def _set_state_arrays(self, arrays):
+    def _set_state_arrays(self, arrays: list[np.ndarray]) -> None:
         del arrays
 
-    def set_model(self, model):
+    def set_model(self, model: keras.Model) -> None:
         super().set_model(model)
-        _state.attach(model, self)
+        callback_list = _keras_compat.calling_instance(keras.callbacks.CallbackList)
+        callbacks = [] if callback_list is None else callback_list.callbacks
+        if not any(other is self for other in callbacks):
+            self._callback_list = None
+            _state.detach(model, self)
+            return
+        self._callback_list = weakref.ref(callback_list)
+        _run_after(self, callbacks)
+        if any(isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks):
+            _state.attach(model, self, callbacks)
+        else:
+            _state.detach(model, self)
 
-    def on_train_begin(self, logs=None):
-        # BackupAndRestore may have restored the state just before (when it is
-        # listed first); otherwise it restores it right after this call.
-        if not self._restored:
-            self.last_epoch = -1
-            self.reset_state()
+    def _peers(self) -> list[keras.callbacks.Callback]:
+        """The callbacks of the current `fit` (empty outside one)."""
+        callback_list = self._callback_list() if self._callback_list else None
+        return list(callback_list.callbacks) if callback_list is not None else []
 
-    def on_epoch_begin(self, epoch, logs=None):
-        if self._restored and self.last_epoch != epoch - 1:
-            warnings.warn(
-                f"{type(self).__name__} was restored with its state after epoch "
-                f"{self.last_epoch + 1} but training resumes at epoch "
-                f"{epoch + 1}: the backup was written before this callback "
-                "updated its state. List keras.callbacks.BackupAndRestore after "
-                "the keras_tricks callbacks.",
-                stacklevel=2,
-            )
-        self._restored = False
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.last_epoch = -1
+        self.reset_state()
 
 
-class MonitorMixin:
-    """Direction of a monitored quantity and the improvement test (Keras's)."""
+def _run_after(callback: TrainingCallback, callbacks: list[Any]) -> None:
+    """Moves the `RUN_AFTER` callbacks listed before `callback` to just after it.
 
-    def _resolve_mode(self):
+    Their order among themselves is kept.
+
+    Keras calls this while iterating over `callbacks` (at `callback`'s
+    index): only items up to that index move, so every callback still gets
+    each hook exactly once.
+    """
+
+    def index(item: Any) -> int:
+        return next(i for i, other in enumerate(callbacks) if other is item)
+
+    movers = [c for c in callbacks[: index(callback)] if isinstance(c, RUN_AFTER)]
+    for other in movers:
+        del callbacks[index(other)]
+    after = index(callback) + 1
+    callbacks[after:after] = movers
+
+
+class MonitoringCallback(TrainingCallback):
+    """Base of the callbacks that watch one logged quantity (Keras's arguments).
+
+    The direction of `monitor` (`"min"` or `"max"`) is `mode`, or, with
+    `mode="auto"`, inferred at the first epoch end, once the model's metrics
+    are built: a name holding `loss` or `error` is minimised, a
+    compiled metric has its own direction, a name holding `acc` or `auc` is
+    maximised. `is_improvement(current, reference)` is the one decision:
+    `current + min_delta < reference` when minimising, `current - min_delta >
+    reference` when maximising (Keras's rule).
+
+    Args:
+        monitor: the logged quantity to watch. Defaults to `"val_loss"`.
+        mode: `"auto"`, `"min"` or `"max"`. Defaults to `"auto"`.
+        min_delta: smallest change counted as an improvement (its absolute
+            value is used). Defaults to `0.0`.
+    """
+
+    def __init__(
+        self, monitor: str = "val_loss", mode: str = "auto", min_delta: float = 0.0
+    ) -> None:
+        super().__init__()
+        if not isinstance(monitor, str) or not monitor:
+            raise invalid("monitor", monitor, "a metric name", TypeError)
+        self.monitor = monitor
+        self.mode = check_choice("mode", mode, MODES)
+        self.min_delta = abs(check_number("min_delta", min_delta))
+        self._direction: str | None = None
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "min_delta": self.min_delta,
+        }
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        self._direction = None
+
+    @property
+    def direction(self) -> str:
+        """`"min"` or `"max"`: `mode`, or the direction inferred for `monitor`."""
+        if self._direction is None:
+            self._direction = self._infer_direction()
+        return self._direction
+
+    def _infer_direction(self) -> str:
         if self.mode != "auto":
             return self.mode
         name = self.monitor.removeprefix("val_")
-        if name == "loss" or "error" in name or "loss" in name:
+        if "loss" in name or "error" in name:
             return "min"
         for metric in getattr(self.model, "metrics", []):
             for inner in getattr(metric, "metrics", [metric]):
@@ -120,14 +225,18 @@ class MonitorMixin:
             "be minimised or maximised. Pass mode='min' or mode='max'."
         )
 
-    def _is_improvement(self, current, reference):
+    def is_improvement(self, current: float, reference: float | None) -> bool:
+        """Whether `current` improves on `reference` by more than `min_delta`."""
         if reference is None:
             return True
-        if self._mode == "min":
-            return current < reference - self.min_delta
-        return current > reference + self.min_delta
+        if self.direction == "min":
+            return current + self.min_delta < reference
+        return current - self.min_delta > reference
 
-    def _monitor_value(self, logs, name=None):
+    def _monitored_value(
+        self, logs: dict[str, Any] | None, name: str | None = None
+    ) -> float | None:
+        """`logs[name or monitor]` as a float; warns and returns `None` if absent."""
         name = name or self.monitor
         logs = logs or {}
         if name not in logs:
@@ -141,23 +250,57 @@ class MonitorMixin:
         return float(np.asarray(logs[name]))
 
 
-def is_finite(value):
-    return value is not None and math.isfinite(value)
-
-
-def innermost_optimizer(optimizer):
+def innermost_optimizer(optimizer: Any) -> Any:
     """Follows `inner_optimizer` through wrappers (LossScaleOptimizer, ...)."""
     while hasattr(optimizer, "inner_optimizer"):
         optimizer = optimizer.inner_optimizer
     return optimizer
 
 
-def current_lr(model):
+def rate_holders(optimizer: Any) -> list[tuple[str, Any]]:
+    """`[(log_key, optimizer)]`: where the learning rate lives.
+
+    One entry `("learning_rate", innermost optimizer)`, or, for a
+    `keras.optimizers.MultiOptimizer`, one `("learning_rate_<name>",
+    sub-optimizer)` per sub-optimizer (Keras's `ReduceLROnPlateau` keys).
+    """
+    inner = innermost_optimizer(optimizer)
+    subs = getattr(inner, "optimizers", None)
+    if subs is None:
+        return [("learning_rate", inner)]
+    return [(f"learning_rate_{sub.name}", sub) for sub in subs]
+
+
+def read_lr(optimizer: Any) -> float:
     """The optimizer's current learning rate, as a Python float."""
-    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
-def final_weights(model):
+def check_settable_lr(user: str, optimizer: Any) -> list[tuple[str, Any]]:
+    """Returns `rate_holders(optimizer)`, or a clear `TypeError` for a schedule.
+
+    Works through wrapper optimizers (LossScaleOptimizer, GradientClipping)
+    and over the sub-optimizers of a `MultiOptimizer`.
+    """
+    holders = rate_holders(optimizer)
+    for _, holder in holders:
+        value = read_lr(holder)
+        try:
+            holder.learning_rate = value
+        except (TypeError, AttributeError) as error:
+            raise TypeError(
+                f"{user} sets the learning rate as it goes, but this optimizer's "
+                "learning rate is a LearningRateSchedule (or a callable), which "
+                "already decides the rate at every step and cannot be set. "
+                "Either pass a float `learning_rate` to the optimizer, or "
+                "express the decay as a schedule, e.g. "
+                "keras.optimizers.schedules.ExponentialDecay(lr, "
+                "decay_steps=steps_per_epoch, decay_rate=factor, staircase=True)."
+            ) from error
+    return holders
+
+
+def final_weights(model: keras.Model) -> list[np.ndarray]:
     """The weights `fit` would end with now: the EMA weights with `use_ema`.
 
     Keras's `fit` ends by overwriting the trainable weights with their

@@ -1,26 +1,34 @@
 """Early stopping with Prechelt's (1998) stopping criteria."""
 
+from __future__ import annotations
+
 import math
+from typing import Any, cast
 
 import keras
+import numpy as np
 
 from keras_tricks._validation import check_choice, check_number, invalid
-from keras_tricks.callbacks._base import MonitorMixin, TrainingCallback, final_weights
+from keras_tricks.callbacks._base import MonitoringCallback, final_weights
 
 CRITERIA = ("patience", "gl", "pq", "up")
 
+LOGGED = {"patience": (), "gl": ("gl",), "pq": ("gl", "pk", "pq"), "up": ("up_strips",)}
+"""The quantities each criterion decides on, written into the logs every epoch."""
+
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
-class EarlyStopping(MonitorMixin, TrainingCallback):
+class EarlyStopping(MonitoringCallback):
     """Stops training when the validation error stops improving.
 
-    A superset of `keras.callbacks.EarlyStopping`: same arguments and, with
-    `criterion="patience"`, the same rule (stop once the monitored value has
-    not improved by more than `min_delta` for `patience` epochs). The other
-    criteria are Prechelt's. With `E_va(t)` the monitored validation error
-    after epoch `t`, `E_tr(t)` the training counterpart (`loss` for
-    `val_loss`, the monitor without its `val_` prefix), and
-    `E_opt(t) = min_{t' <= t} E_va(t')`:
+    A superset of `keras.callbacks.EarlyStopping`: Keras's arguments, in
+    Keras's order (positional calls written for Keras work unchanged), and,
+    with `criterion="patience"`, Keras's rule (stop once the monitored value
+    has not improved by more than `min_delta` for `patience` epochs). The
+    other criteria are Prechelt's, chosen with the keyword-only `criterion`.
+    With `E_va(t)` the monitored validation error after epoch `t`, `E_tr(t)`
+    the training counterpart (`loss` for `val_loss`, the monitor without its
+    `val_` prefix), and `E_opt(t) = min_{t' <= t} E_va(t')`:
 
     - `"gl"`: generalisation loss, stop as soon as
       `GL(t) = 100 * (E_va(t) / E_opt(t) - 1) > alpha` (percent above the
@@ -39,6 +47,12 @@ class EarlyStopping(MonitorMixin, TrainingCallback):
     quantity that is minimised, and they use the exact minimum (`min_delta`
     and `baseline` only apply to `"patience"`).
 
+    The quantities a Prechelt criterion decides on go into the logs every
+    epoch (so into History, CSVLogger and TensorBoard): `gl` for `"gl"`;
+    `gl`, `pk` and `pq` for `"pq"` (`pk` and `pq` at strip ends, NaN in
+    between); `up_strips`, the number of successive rising strips, for
+    `"up"`. Before `start_from_epoch` they are NaN (`up_strips` 0).
+
     Unlike Keras's, the best weights are restored whenever training ends: on
     a stop, at the epoch limit, and when the monitored value becomes NaN or
     Inf, which also stops training. With an optimizer using `use_ema=True`,
@@ -48,33 +62,40 @@ class EarlyStopping(MonitorMixin, TrainingCallback):
 
     Args:
         monitor: quantity to monitor. Defaults to `"val_loss"`.
-        criterion: `"patience"`, `"gl"`, `"pq"` or `"up"`. Defaults to
-            `"patience"`.
         min_delta: smallest change counted as an improvement (`"patience"`).
-            Defaults to `0`.
+            Defaults to `0.0`.
         patience: epochs without improvement before stopping (`"patience"`).
             Defaults to `0`.
-        alpha: threshold of `"gl"` and `"pq"` (> 0), or the number of
-            successive rising strips of `"up"` (integer >= 1). Required for
-            those criteria, unused by `"patience"`. Defaults to `None`.
-        strip_length: strip length `k` of `"pq"` and `"up"`. Defaults to `5`.
+        verbose: 1 prints when training stops and weights are restored.
+            Defaults to `0`.
         mode: `"auto"`, `"min"` or `"max"`. Defaults to `"auto"`.
         baseline: value to beat before the patience counter resets
             (`"patience"`). Defaults to `None`.
         restore_best_weights: restore the weights of the best epoch when
-            training ends. Defaults to `True`.
+            training ends. Defaults to `True` (Keras's: `False`).
         start_from_epoch: epochs to wait before monitoring. Defaults to `0`.
-        verbose: 1 prints when training stops and weights are restored.
-            Defaults to `0`.
+        criterion: `"patience"`, `"gl"`, `"pq"` or `"up"`. Defaults to
+            `"patience"`.
+        alpha: threshold of `"gl"` and `"pq"` (> 0), or the number of
+            successive rising strips of `"up"` (integer >= 1). Required for
+            those criteria, unused by `"patience"`. Defaults to `None`.
+        strip_length: strip length `k` of `"pq"` and `"up"`. Defaults to `5`.
 
     Example:
 
-    >>> keras.utils.set_random_seed(0)
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     >>> model.compile("sgd", "mse")
     >>> stopper = EarlyStopping(criterion="gl", alpha=5.0)
-    >>> history = model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=3,
-    ...                     validation_split=0.5, verbose=0, callbacks=[stopper])
+    >>> stopper.set_model(model)
+    >>> stopper.on_train_begin()
+    >>> for epoch, val_loss in enumerate([1.0, 0.8, 0.82, 0.9]):
+    ...     logs = {"val_loss": val_loss}
+    ...     stopper.on_epoch_end(epoch, logs)
+    ...     print(epoch, round(logs["gl"], 2), model.stop_training)
+    0 0.0 False
+    1 0.0 False
+    2 2.5 False
+    3 12.5 True
 
     Reference:
         Prechelt, "Early Stopping - But When?", Neural Networks: Tricks of the
@@ -94,147 +115,151 @@ class EarlyStopping(MonitorMixin, TrainingCallback):
 
     def __init__(
         self,
-        monitor="val_loss",
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = True,
+        start_from_epoch: int = 0,
         *,
-        criterion="patience",
-        min_delta=0,
-        patience=0,
-        alpha=None,
-        strip_length=5,
-        mode="auto",
-        baseline=None,
-        restore_best_weights=True,
-        start_from_epoch=0,
-        verbose=0,
-    ):
-        if not isinstance(monitor, str):
-            raise invalid("monitor", monitor, "a metric name", TypeError)
-        self.monitor = monitor
-        self.criterion = check_choice("criterion", criterion, CRITERIA)
-        self.min_delta = abs(check_number("min_delta", min_delta))
+        criterion: str = "patience",
+        alpha: float | None = None,
+        strip_length: int = 5,
+    ) -> None:
+        super().__init__(monitor, mode, min_delta)
         self.patience = check_number("patience", patience, low=0, integer=True)
-        self.alpha = _check_alpha(self.criterion, alpha)
-        self.strip_length = check_number(
-            "strip_length", strip_length, low=1, integer=True
-        )
-        self.mode = check_choice("mode", mode, ("auto", "min", "max"))
+        self.verbose = check_number("verbose", verbose, low=0, integer=True)
         self.baseline = None if baseline is None else check_number("baseline", baseline)
         self.restore_best_weights = bool(restore_best_weights)
         self.start_from_epoch = check_number(
             "start_from_epoch", start_from_epoch, low=0, integer=True
         )
-        self.verbose = check_number("verbose", verbose, low=0, integer=True)
-        self._mode = None
-        super().__init__()
+        self.criterion = check_choice("criterion", criterion, CRITERIA)
+        self.alpha = _check_alpha(self.criterion, alpha)
+        self.strip_length = check_number(
+            "strip_length", strip_length, low=1, integer=True
+        )
 
-    def reset_state(self):
-        self.best = None
+    def reset_state(self) -> None:
+        self.best: float | None = None
         self.best_epoch = 0
         self.wait = 0
         self.stopped_epoch = 0
-        self.stop_reason = None
-        self.val_errors = []
-        self.train_errors = []
+        self.stop_reason: str | None = None
+        self.val_errors: list[float] = []
+        self.train_errors: list[float | None] = []
         self.rising_strips = 0
-        self.best_weights = None
+        self.best_weights: list[np.ndarray] | None = None
 
-    def _state_arrays(self):
+    def _state_arrays(self) -> list[np.ndarray]:
         return list(self.best_weights or [])
 
-    def _set_state_arrays(self, arrays):
+    def _set_state_arrays(self, arrays: list[np.ndarray]) -> None:
         self.best_weights = list(arrays) or None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
-            "monitor": self.monitor,
-            "criterion": self.criterion,
-            "min_delta": self.min_delta,
+            **super().get_config(),
             "patience": self.patience,
-            "alpha": self.alpha,
-            "strip_length": self.strip_length,
-            "mode": self.mode,
+            "verbose": self.verbose,
             "baseline": self.baseline,
             "restore_best_weights": self.restore_best_weights,
             "start_from_epoch": self.start_from_epoch,
-            "verbose": self.verbose,
+            "criterion": self.criterion,
+            "alpha": self.alpha,
+            "strip_length": self.strip_length,
         }
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.last_epoch = epoch
+        logged = self._decide(epoch, logs)
+        if logs is not None:
+            logs.update(logged)
+
+    def _decide(self, epoch: int, logs: dict[str, Any] | None) -> dict[str, float]:
+        """Applies the criterion; returns the quantities it decided on."""
+        logged = dict.fromkeys(LOGGED[self.criterion], math.nan)
+        if self.criterion == "up":
+            logged["up_strips"] = self.rising_strips
         if epoch < self.start_from_epoch:
-            return
-        if self._mode is None:
-            self._mode = self._resolve_mode()
-            if self.criterion != "patience" and self._mode != "min":
-                raise ValueError(
-                    f"criterion={self.criterion!r} is defined on an error "
-                    f"(lower is better), but `{self.monitor}` is maximised. "
-                    "Monitor a loss or an error, e.g. monitor='val_loss'."
-                )
-        current = self._monitor_value(logs)
+            return logged
+        if self.criterion != "patience" and self.direction != "min":
+            raise ValueError(
+                f"criterion={self.criterion!r} is defined on an error "
+                f"(lower is better), but `{self.monitor}` is maximised. "
+                "Monitor a loss or an error, e.g. monitor='val_loss'."
+            )
+        current = self._monitored_value(logs)
         if current is None:
-            return
+            return logged
         if not math.isfinite(current):
             self._stop(epoch, "nan")
-            return
+            return logged
         if self.criterion == "patience":
             self._patience(epoch, current)
-        else:
-            self._prechelt(epoch, current, logs)
+            return logged
+        logged.update(self._prechelt(epoch, current, logs))
+        return logged
 
-    def _snapshot(self, epoch):
+    def _snapshot(self, epoch: int) -> None:
         self.best_epoch = epoch
         if self.restore_best_weights:
             self.best_weights = final_weights(self.model)
 
-    def _stop(self, epoch, reason):
+    def _stop(self, epoch: int, reason: str) -> None:
         self.stopped_epoch = epoch
         self.stop_reason = reason
         self.model.stop_training = True
 
-    def _patience(self, epoch, current):
+    def _patience(self, epoch: int, current: float) -> None:
         # Keras's rule, step for step.
         if self.restore_best_weights and self.best_weights is None:
             self._snapshot(epoch)
         self.wait += 1
-        if self._is_improvement(current, self.best):
+        if self.is_improvement(current, self.best):
             self.best = current
             self._snapshot(epoch)
-            if self.baseline is None or self._is_improvement(current, self.baseline):
+            if self.baseline is None or self.is_improvement(current, self.baseline):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
             self._stop(epoch, "patience")
 
-    def _prechelt(self, epoch, current, logs):
+    def _prechelt(
+        self, epoch: int, current: float, logs: dict[str, Any] | None
+    ) -> dict[str, float]:
         self.val_errors.append(current)
         if self.best is None or current < self.best:
             self.best = current
             self._snapshot(epoch)
         gl = _generalisation_loss(current, self.best)
         t, k = len(self.val_errors), self.strip_length
+        alpha = cast(float, self.alpha)  # set for every Prechelt criterion
         if self.criterion == "gl":
-            if gl > self.alpha:
+            if gl > alpha:
                 self._stop(epoch, "gl")
-            return
+            return {"gl": gl}
         if self.criterion == "pq":
-            train = self._monitor_value(logs, self.monitor.removeprefix("val_"))
+            train = self._monitored_value(logs, self.monitor.removeprefix("val_"))
             self.train_errors.append(train)
-            if t % k or None in self.train_errors[-k:]:
-                return
-            progress = training_progress(self.train_errors[-k:])
+            strip = [error for error in self.train_errors[-k:] if error is not None]
+            if t % k or len(strip) < k:
+                return {"gl": gl}
+            progress = training_progress(strip)
             quotient = gl / progress if progress > 0 else (math.inf if gl else 0.0)
-            if quotient > self.alpha:
+            if quotient > alpha:
                 self._stop(epoch, "pq")
-            return
-        if t % k or t <= k:
-            return
-        rose = current > self.val_errors[t - 1 - k]
-        self.rising_strips = self.rising_strips + 1 if rose else 0
-        if self.rising_strips >= self.alpha:
-            self._stop(epoch, "up")
+            return {"gl": gl, "pk": progress, "pq": quotient}
+        if t % k == 0 and t > k:
+            rose = current > self.val_errors[t - 1 - k]
+            self.rising_strips = self.rising_strips + 1 if rose else 0
+            if self.rising_strips >= alpha:
+                self._stop(epoch, "up")
+        return {"up_strips": self.rising_strips}
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.stop_reason and self.verbose:
             epoch = self.stopped_epoch + 1
             print(f"Epoch {epoch}: early stopping ({self.stop_reason}).")
@@ -247,14 +272,14 @@ class EarlyStopping(MonitorMixin, TrainingCallback):
             self.model.set_weights(self.best_weights)
 
 
-def _generalisation_loss(current, best):
+def _generalisation_loss(current: float, best: float) -> float:
     """GL(t) = 100 * (E_va(t) / E_opt(t) - 1), in percent."""
     if best <= 0:
         return math.inf if current > best else 0.0
     return 100.0 * (current / best - 1.0)
 
 
-def training_progress(strip):
+def training_progress(strip: list[float]) -> float:
     """P_k = 1000 * (sum(strip) / (k * min(strip)) - 1), Prechelt's progress."""
     low = min(strip)
     if low <= 0:
@@ -262,7 +287,7 @@ def training_progress(strip):
     return 1000.0 * (sum(strip) / (len(strip) * low) - 1.0)
 
 
-def _check_alpha(criterion, alpha):
+def _check_alpha(criterion: str, alpha: float | None) -> float | int | None:
     if criterion == "patience":
         if alpha is not None:
             raise invalid(

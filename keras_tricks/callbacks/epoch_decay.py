@@ -1,32 +1,13 @@
 """Multiplies the learning rate by a constant factor after every epoch."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 from keras_tricks._validation import check_number
-from keras_tricks.callbacks._base import TrainingCallback, current_lr
-
-
-def check_settable_lr(user, optimizer):
-    """Raises a clear `TypeError` when `optimizer`'s lr is not a plain value.
-
-    Works through wrapper optimizers whose `learning_rate` property reads and
-    writes the inner optimizer's (LossScaleOptimizer, GradientClipping).
-    """
-    value = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-    try:
-        optimizer.learning_rate = value
-    except (TypeError, AttributeError) as error:
-        raise TypeError(
-            f"{user} sets the learning rate as it goes, but this optimizer's "
-            "learning rate is a LearningRateSchedule (or a callable), which "
-            "already decides the "
-            "rate at every step and cannot be set. Either pass a float "
-            "`learning_rate` to the optimizer, or express the decay as a "
-            "schedule, e.g. keras.optimizers.schedules.ExponentialDecay("
-            "lr, decay_steps=steps_per_epoch, decay_rate=factor, "
-            "staircase=True)."
-        ) from error
-    return value
+from keras_tricks.callbacks._base import TrainingCallback, check_settable_lr, read_lr
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
@@ -40,7 +21,9 @@ class EpochDecay(TrainingCallback):
         lr_t = max(lr_0 * factor ** max(0, t - start_epoch), min_lr)
 
     (large steps early, small steps late). The rate used during the epoch is
-    written to the logs as `learning_rate`. The rate is a variable of the
+    written to the logs as `learning_rate` (with a
+    `keras.optimizers.MultiOptimizer`, every sub-optimizer decays and its
+    rate is logged as `learning_rate_<name>`). The rate is a variable of the
     optimizer, so changing it never retraces the compiled train function, and
     `BackupAndRestore` restores it with the optimizer. Wrapper optimizers
     whose `learning_rate` property reads and writes an inner optimizer's
@@ -69,36 +52,48 @@ class EpochDecay(TrainingCallback):
     [0.1, 0.05, 0.025]
     """
 
-    def __init__(self, factor=0.98, *, min_lr=0.0, start_epoch=0, verbose=0):
+    def __init__(
+        self,
+        factor: float = 0.98,
+        *,
+        min_lr: float = 0.0,
+        start_epoch: int = 0,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__()
         self.factor = check_number("factor", factor, low=0, high=1, low_open=True)
         self.min_lr = check_number("min_lr", min_lr, low=0)
         self.start_epoch = check_number("start_epoch", start_epoch, low=0, integer=True)
         self.verbose = check_number("verbose", verbose, low=0, integer=True)
-        super().__init__()
+        self._holders: list[tuple[str, Any]] = []
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
+            **super().get_config(),
             "factor": self.factor,
             "min_lr": self.min_lr,
             "start_epoch": self.start_epoch,
             "verbose": self.verbose,
         }
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         super().on_train_begin(logs)
-        check_settable_lr("EpochDecay", self.model.optimizer)
+        self._holders = check_settable_lr("EpochDecay", self.model.optimizer)
 
-    def on_epoch_end(self, epoch, logs=None):
-        lr = current_lr(self.model)
-        if logs is not None:
-            logs["learning_rate"] = lr
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.last_epoch = epoch
-        if epoch < self.start_epoch:
-            return
-        new_lr = max(lr * self.factor, self.min_lr)
-        if new_lr != lr:
-            self.model.optimizer.learning_rate = new_lr
-            if self.verbose:
-                print(
-                    f"Epoch {epoch + 1}: EpochDecay sets learning rate to {new_lr:.4g}."
-                )
+        for key, optimizer in self._holders:
+            lr = read_lr(optimizer)
+            if logs is not None:
+                logs[key] = lr
+            if epoch < self.start_epoch:
+                continue
+            new_lr = max(lr * self.factor, self.min_lr)
+            if new_lr != lr:
+                optimizer.learning_rate = new_lr
+                if self.verbose:
+                    name = "" if key == "learning_rate" else f" of {optimizer.name}"
+                    print(
+                        f"Epoch {epoch + 1}: EpochDecay sets learning rate{name} "
+                        f"to {new_lr:.4g}."
+                    )

@@ -1,6 +1,9 @@
 """Bias / variance diagnosis of a fit, every epoch."""
 
+from __future__ import annotations
+
 import warnings
+from typing import Any
 
 import keras
 
@@ -24,17 +27,19 @@ class DiagnosisLabel(float):
     to it (`history.history["fit_diagnosis"][-1] == "good fit"`).
     """
 
-    def __new__(cls, label):
+    label: str
+
+    def __new__(cls, label: str) -> DiagnosisLabel:
         value = super().__new__(cls, LABELS.index(label))
         value.label = label
         return value
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.label
 
     __repr__ = __str__
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, str):
             return self.label == other
         return float(self) == other
@@ -58,7 +63,13 @@ TRICKS = {
 }
 
 
-def diagnose(train_error, dev_error, *, target_error=0.0, gap_tolerance=0.02):
+def diagnose(
+    train_error: float,
+    dev_error: float,
+    *,
+    target_error: float = 0.0,
+    gap_tolerance: float = 0.02,
+) -> tuple[str, float, float]:
     """Classifies a fit from its train and dev errors.
 
     avoidable bias = train error - target error, variance = dev error - train
@@ -86,7 +97,7 @@ class FitDiagnosis(TrainingCallback):
     After each epoch it reads the train and dev errors from the logs
     (`error_metric` and `val_<error_metric>`; an accuracy becomes the error
     `1 - accuracy`, any other metric is taken as an error already) and
-    applies the rules of the lecture:
+    applies the bias / variance rules (Ng, "Machine Learning Yearning", 2018):
 
         avoidable bias = train error - target_error
         variance       = dev error - train error
@@ -115,14 +126,15 @@ class FitDiagnosis(TrainingCallback):
 
     Example:
 
-    >>> keras.utils.set_random_seed(0)
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
-    ...     2, activation="softmax")])
-    >>> model.compile("adam", "sparse_categorical_crossentropy",
-    ...               metrics=["accuracy"])
-    >>> x, y = np.random.default_rng(0).normal(size=(32, 4)), np.zeros(32)
-    >>> history = model.fit(x, y, validation_split=0.25, epochs=1, verbose=0,
-    ...                     callbacks=[FitDiagnosis(verbose=0)])
+    >>> diagnosis = FitDiagnosis(gap_tolerance=0.05)
+    >>> logs = {"accuracy": 0.99, "val_accuracy": 0.85}
+    >>> diagnosis.on_epoch_end(0, logs)
+    >>> print(logs["fit_diagnosis"], round(logs["variance"], 2))
+    high variance (overfitting) 0.14
+    >>> logs = {"accuracy": 0.80, "val_accuracy": 0.79}
+    >>> diagnosis.on_epoch_end(1, logs)
+    >>> diagnosis.diagnosis
+    'high bias (underfitting)'
     """
 
     _state_attributes = ("epochs",)
@@ -130,31 +142,32 @@ class FitDiagnosis(TrainingCallback):
     def __init__(
         self,
         *,
-        target_error=0.0,
-        gap_tolerance=0.02,
-        error_metric="accuracy",
-        verbose=1,
-    ):
+        target_error: float = 0.0,
+        gap_tolerance: float = 0.02,
+        error_metric: str = "accuracy",
+        verbose: int = 1,
+    ) -> None:
+        super().__init__()
         self.target_error = check_number("target_error", target_error, low=0)
         self.gap_tolerance = check_number("gap_tolerance", gap_tolerance, low=0)
         if not isinstance(error_metric, str) or not error_metric:
             raise invalid("error_metric", error_metric, "a metric name", TypeError)
         self.error_metric = error_metric.removeprefix("val_")
         self.verbose = check_number("verbose", verbose, low=0, integer=True)
-        super().__init__()
 
-    def reset_state(self):
-        self.epochs = []
+    def reset_state(self) -> None:
+        self.epochs: list[dict[str, Any]] = []
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
+            **super().get_config(),
             "target_error": self.target_error,
             "gap_tolerance": self.gap_tolerance,
             "error_metric": self.error_metric,
             "verbose": self.verbose,
         }
 
-    def _errors(self, logs):
+    def _errors(self, logs: dict[str, Any]) -> list[float] | None:
         names = (self.error_metric, "val_" + self.error_metric)
         missing = [name for name in names if name not in logs]
         if missing:
@@ -171,7 +184,7 @@ class FitDiagnosis(TrainingCallback):
             return [1.0 - value for value in values]
         return values
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
         self.last_epoch = epoch
         errors = self._errors(logs)
@@ -199,15 +212,15 @@ class FitDiagnosis(TrainingCallback):
         )
 
     @property
-    def diagnosis(self):
+    def diagnosis(self) -> str | None:
         """The label of the last epoch, or `None` before training."""
         return self.epochs[-1]["diagnosis"] if self.epochs else None
 
-    def report(self):
+    def report(self) -> Report:
         """Returns a `Report` with one row per epoch."""
         return Report(self.epochs, title="Bias / variance diagnosis")
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if not self.epochs or not self.verbose:
             return
         last = self.epochs[-1]

@@ -1,14 +1,28 @@
 """Logs the regularisation penalty beside the data loss."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import numpy as np
 
+from keras_tricks.callbacks._base import TrainingCallback
 
-def weight_penalty(model):
+
+def weight_penalty(model: keras.Model) -> float:
     """Sum of the weight regularizers of `model`'s trainable weights, now.
 
     This is lambda * Omega(theta) of J = loss + lambda * Omega for the current
     weights (Keras adds the same terms to the training loss).
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(
+    ...     1, kernel_regularizer=keras.regularizers.L2(0.1))])
+    >>> _ = model.layers[0].kernel.assign([[1.0], [2.0]])
+    >>> round(weight_penalty(model), 6)  # 0.1 * (1 ** 2 + 2 ** 2)
+    0.5
     """
     total = 0.0
     for variable in model.trainable_weights:
@@ -18,7 +32,7 @@ def weight_penalty(model):
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
-class PenaltyLogger(keras.callbacks.Callback):
+class PenaltyLogger(TrainingCallback):
     """Splits the logged loss into data loss and penalty, every epoch.
 
     Keras's `loss` is the objective J = data loss + lambda * Omega(theta). At
@@ -51,7 +65,8 @@ class PenaltyLogger(keras.callbacks.Callback):
     ['data_loss', 'loss', 'penalty']
     """
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.last_epoch = epoch
         if logs is None:
             return
         penalty = weight_penalty(self.model)
@@ -60,10 +75,3 @@ class PenaltyLogger(keras.callbacks.Callback):
             logs["data_loss"] = float(np.asarray(logs["loss"])) - penalty
         if "val_loss" in logs:
             logs["val_data_loss"] = float(np.asarray(logs["val_loss"])) - penalty
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -1,17 +1,16 @@
 """ReduceLROnPlateau that also works on top of a learning-rate schedule."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
+import numpy as np
+from keras.optimizers.schedules import LearningRateSchedule as Schedule
 
 from keras_tricks import _keras_compat
-from keras_tricks._validation import check_choice, check_number, invalid
-from keras_tricks.callbacks._base import (
-    MonitorMixin,
-    TrainingCallback,
-    current_lr,
-    innermost_optimizer,
-)
-
-Schedule = keras.optimizers.schedules.LearningRateSchedule
+from keras_tricks._validation import check_number, invalid
+from keras_tricks.callbacks._base import MonitoringCallback, rate_holders, read_lr
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
@@ -31,7 +30,12 @@ class ScaledSchedule(Schedule):
         min_lr: floor of the scaled rate. Defaults to `0.0`.
     """
 
-    def __init__(self, schedule, factor=1.0, min_lr=0.0):
+    def __init__(
+        self,
+        schedule: Schedule | dict[str, Any],
+        factor: float = 1.0,
+        min_lr: float = 0.0,
+    ) -> None:
         if isinstance(schedule, dict):
             schedule = keras.optimizers.schedules.deserialize(schedule)
         if not isinstance(schedule, Schedule):
@@ -43,12 +47,12 @@ class ScaledSchedule(Schedule):
             factor, dtype="float32", trainable=False, name="lr_factor"
         )
 
-    def __call__(self, step):
+    def __call__(self, step: Any) -> Any:
         base = keras.ops.cast(self.schedule(step), "float32")
         floor = keras.ops.minimum(base, self.min_lr)
         return keras.ops.maximum(base * self.factor, floor)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "schedule": keras.optimizers.schedules.serialize(self.schedule),
             "factor": float(keras.ops.convert_to_numpy(self.factor)),
@@ -57,21 +61,28 @@ class ScaledSchedule(Schedule):
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
-class ReduceLROnPlateau(MonitorMixin, TrainingCallback):
+class ReduceLROnPlateau(MonitoringCallback):
     """Reduces the learning rate when a metric has stopped improving.
 
-    Keras's arguments and rule: when `monitor` has not improved by more than
-    `min_delta` for `patience` epochs, `lr <- max(lr * factor, min_lr)`, then
-    wait `cooldown` epochs before counting again. Unlike Keras's (which raises
-    `TypeError`, tensorflow/tensorflow#36612), it also works when the
-    optimizer's learning rate is a `LearningRateSchedule` (warmup, cosine,
-    ...): at the start of `fit` it wraps the schedule in a `ScaledSchedule`
-    and reduces that wrapper's `factor` instead, so the schedule keeps its
-    shape and is scaled down. The wrapper is installed before the train
-    function is traced (or the function is rebuilt once, when it was traced
-    in an earlier `fit`), lives in the optimizer, is saved with the model,
-    and is reused by later `fit` calls. The logs get the current rate as
+    Keras's arguments (in Keras's order) and rule: when `monitor` has not
+    improved by more than `min_delta` for `patience` epochs,
+    `lr <- max(lr * factor, min_lr)`, then wait `cooldown` epochs before
+    counting again. A rate already at the floor is left alone (compared in
+    float32, the optimizer's precision, as Keras does): no reduction, no
+    message, no new cooldown. With a `keras.optimizers.MultiOptimizer`, every
+    sub-optimizer is reduced, and the logs get one `learning_rate_<name>`
+    per sub-optimizer (Keras's keys); otherwise the current rate is logged as
     `learning_rate`.
+
+    Unlike Keras's (which raises `TypeError`, tensorflow/tensorflow#36612), it
+    also works when the optimizer's learning rate is a
+    `LearningRateSchedule` (warmup, cosine, ...): at the start of `fit` it
+    wraps the schedule in a `ScaledSchedule` and reduces that wrapper's
+    `factor` instead, so the schedule keeps its shape and is scaled down. The
+    wrapper is installed before the train function is traced (or the
+    function is rebuilt once, when it was traced in an earlier `fit`), lives
+    in the optimizer, is saved with the model, and is reused by later `fit`
+    calls.
 
     Args:
         monitor: quantity to monitor. Defaults to `"val_loss"`.
@@ -91,114 +102,126 @@ class ReduceLROnPlateau(MonitorMixin, TrainingCallback):
     ...     0.0, decay_steps=100, warmup_target=0.1, warmup_steps=10)
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     >>> model.compile(keras.optimizers.SGD(schedule), "mse")
-    >>> history = model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=2,
-    ...     verbose=0, callbacks=[ReduceLROnPlateau("loss", patience=0)])
+    >>> reduce = ReduceLROnPlateau("loss", factor=0.5, patience=0, min_delta=10.0)
+    >>> history = model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=3,
+    ...                     batch_size=4, verbose=0, callbacks=[reduce])
+    >>> reduce.scale  # two plateaus: the schedule is scaled by 0.5 ** 2
+    0.25
+    >>> [round(lr, 4) for lr in history.history["learning_rate"]]
+    [0.02, 0.04, 0.03]
     """
 
     _state_attributes = ("best", "wait", "cooldown_counter", "scale")
 
     def __init__(
         self,
-        monitor="val_loss",
-        factor=0.1,
-        patience=10,
-        verbose=0,
-        mode="auto",
-        min_delta=1e-4,
-        cooldown=0,
-        min_lr=0.0,
-    ):
-        if not isinstance(monitor, str):
-            raise invalid("monitor", monitor, "a metric name", TypeError)
-        self.monitor = monitor
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ) -> None:
+        super().__init__(monitor, mode, min_delta)
         self.factor = check_number(
             "factor", factor, low=0, high=1, low_open=True, high_open=True
         )
         self.patience = check_number("patience", patience, low=0, integer=True)
         self.verbose = check_number("verbose", verbose, low=0, integer=True)
-        self.mode = check_choice("mode", mode, ("auto", "min", "max"))
-        self.min_delta = abs(check_number("min_delta", min_delta))
         self.cooldown = check_number("cooldown", cooldown, low=0, integer=True)
         self.min_lr = check_number("min_lr", min_lr, low=0)
-        self._mode = None
-        self._schedule = None
-        super().__init__()
+        self._holders: list[tuple[str, Any, ScaledSchedule | None]] = []
 
-    def reset_state(self):
-        self.best = None
+    def reset_state(self) -> None:
+        self.best: float | None = None
         self.wait = 0
         self.cooldown_counter = 0
-        self.scale = None
+        self.scale: float | None = None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
-            "monitor": self.monitor,
+            **super().get_config(),
             "factor": self.factor,
             "patience": self.patience,
             "verbose": self.verbose,
-            "mode": self.mode,
-            "min_delta": self.min_delta,
             "cooldown": self.cooldown,
             "min_lr": self.min_lr,
         }
 
-    def set_state(self, state, arrays):
+    def set_state(self, state: dict[str, Any], arrays: list[np.ndarray]) -> None:
         super().set_state(state, arrays)
-        if self._schedule is not None and self.scale is not None:
-            self._schedule.factor.assign(self.scale)
+        self._assign_scale()
 
-    def on_train_begin(self, logs=None):
+    def _assign_scale(self) -> None:
+        for _, _, schedule in self._holders:
+            if schedule is not None and self.scale is not None:
+                schedule.factor.assign(self.scale)
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         super().on_train_begin(logs)
-        self._mode = self._resolve_mode()
-        optimizer = innermost_optimizer(self.model.optimizer)
-        learning_rate = _keras_compat.learning_rate_object(optimizer)
-        if isinstance(learning_rate, ScaledSchedule):
-            self._schedule = learning_rate
-        elif isinstance(learning_rate, Schedule):
-            self._schedule = ScaledSchedule(learning_rate, min_lr=self.min_lr)
-            optimizer.learning_rate = self._schedule
-            if getattr(self.model, "train_function", None) is not None:
-                self.model.make_train_function(force=True)
-        else:
-            self._schedule = None
-        if self._schedule is not None:
-            if self.scale is None:
-                self.scale = float(keras.ops.convert_to_numpy(self._schedule.factor))
-            self._schedule.factor.assign(self.scale)
+        self._holders = []
+        installed = False
+        for key, optimizer in rate_holders(self.model.optimizer):
+            learning_rate = _keras_compat.learning_rate_object(optimizer)
+            schedule = None
+            if isinstance(learning_rate, ScaledSchedule):
+                schedule = learning_rate
+            elif isinstance(learning_rate, Schedule):
+                schedule = ScaledSchedule(learning_rate, min_lr=self.min_lr)
+                optimizer.learning_rate = schedule
+                installed = True
+            if schedule is not None and self.scale is None:
+                self.scale = float(keras.ops.convert_to_numpy(schedule.factor))
+            self._holders.append((key, optimizer, schedule))
+        if installed and getattr(self.model, "train_function", None) is not None:
+            self.model.make_train_function(force=True)
+        self._assign_scale()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
         self.last_epoch = epoch
-        lr = current_lr(self.model)
-        logs["learning_rate"] = lr
-        current = self._monitor_value(logs)
+        for key, optimizer, _ in self._holders:
+            logs[key] = read_lr(optimizer)
+        current = self._monitored_value(logs)
         if current is None:
             return
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._is_improvement(current, self.best):
+        if self.is_improvement(current, self.best):
             self.best = current
             self.wait = 0
             return
         if self.cooldown_counter > 0:
             return
         self.wait += 1
-        if self.wait >= self.patience and lr > self.min_lr:
-            self._reduce(epoch, lr)
+        if self.wait >= self.patience and self._reduce(epoch):
             self.cooldown_counter = self.cooldown
             self.wait = 0
 
-    def _reduce(self, epoch, lr):
-        if self._schedule is None:
-            new_lr = max(lr * self.factor, self.min_lr)
-            self.model.optimizer.learning_rate = new_lr
-        else:
-            self.scale *= self.factor
-            self._schedule.factor.assign(self.scale)
-            new_lr = current_lr(self.model)
-        if self.verbose:
-            print(
-                f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
-                f"to {new_lr:.4g}."
-            )
+    def _reduce(self, epoch: int) -> bool:
+        """Reduces every rate above `min_lr` (Keras's float32 test); any reduced?"""
+        floor = np.float32(self.min_lr)
+        above = [
+            (key, optimizer, schedule)
+            for key, optimizer, schedule in self._holders
+            if read_lr(optimizer) > floor
+        ]
+        if any(schedule is not None for _, _, schedule in above):
+            self.scale = (self.scale or 1.0) * self.factor
+            self._assign_scale()
+        for key, optimizer, schedule in above:
+            if schedule is None:
+                new_lr = max(read_lr(optimizer) * self.factor, self.min_lr)
+                optimizer.learning_rate = new_lr
+            else:
+                new_lr = read_lr(optimizer)
+            if self.verbose:
+                name = "" if key == "learning_rate" else f" {optimizer.name}"
+                print(
+                    f"Epoch {epoch + 1}: ReduceLROnPlateau reducing{name} "
+                    f"learning rate to {new_lr:.4g}."
+                )
+        return bool(above)

@@ -1,13 +1,15 @@
 """Stochastic weight averaging (SWA) as a callback."""
 
+from __future__ import annotations
+
 import warnings
+from typing import Any
 
 import keras
 import numpy as np
 
 from keras_tricks import _layers
-from keras_tricks._validation import check_choice, check_number
-from keras_tricks.callbacks import _state
+from keras_tricks._validation import check_choice, check_number, invalid_together
 from keras_tricks.callbacks._base import TrainingCallback, final_weights
 from keras_tricks.callbacks.early_stopping import EarlyStopping
 from keras_tricks.layers import recalibrate_batch_norm
@@ -19,7 +21,7 @@ MODES = ("swa",)
 class WeightAveraging(TrainingCallback):
     """Averages the weights of the last epochs and uses the average (SWA).
 
-    At the end of every epoch `t >= start_epoch` the trainable weights are
+    At the end of every epoch `t >= start_from_epoch` the trainable weights are
     added to a running mean (`n` epochs averaged so far):
 
         w_swa <- w_swa + (w_t - w_swa) / (n + 1)
@@ -42,19 +44,28 @@ class WeightAveraging(TrainingCallback):
     use one of the two.
 
     Args:
-        start_epoch: first epoch (0-based) whose weights enter the average.
+        start_from_epoch: first epoch (0-based) whose weights enter the
+            average (Keras's name for the same idea; required).
         mode: `"swa"` (equal weights, Izmailov et al.). Defaults to `"swa"`.
         recalibrate_data: inputs (array, or a dataset of inputs or of
             `(x, y)` batches) on which to recompute the BatchNormalization
             statistics. Not part of the config. Defaults to `None`.
+        start_epoch: deprecated name of `start_from_epoch`.
 
     Example:
 
-    >>> keras.utils.set_random_seed(0)
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    >>> model = keras.Sequential([keras.Input((1,)),
+    ...                           keras.layers.Dense(1, use_bias=False)])
     >>> model.compile("sgd", "mse")
-    >>> history = model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=4,
-    ...                     verbose=0, callbacks=[WeightAveraging(2)])
+    >>> swa = WeightAveraging(start_from_epoch=1)
+    >>> swa.set_model(model)
+    >>> swa.on_train_begin()
+    >>> for epoch, w in enumerate([4.0, 1.0, 2.0, 3.0]):
+    ...     _ = model.layers[0].kernel.assign([[w]])
+    ...     swa.on_epoch_end(epoch)
+    >>> swa.on_train_end()
+    >>> float(model.layers[0].kernel[0, 0])  # mean of epochs 1, 2 and 3
+    2.0
 
     Reference:
         Izmailov, Podoprikhin, Garipov, Vetrov & Wilson, "Averaging Weights
@@ -63,35 +74,75 @@ class WeightAveraging(TrainingCallback):
 
     _state_attributes = ("averaged",)
 
-    def __init__(self, start_epoch, *, mode="swa", recalibrate_data=None):
-        self.start_epoch = check_number("start_epoch", start_epoch, low=0, integer=True)
+    def __init__(
+        self,
+        start_from_epoch: int | None = None,
+        *,
+        mode: str = "swa",
+        recalibrate_data: Any = None,
+        start_epoch: int | None = None,
+    ) -> None:
+        super().__init__()
+        if start_epoch is not None:
+            if start_from_epoch is not None:
+                raise invalid_together(
+                    {"start_from_epoch": start_from_epoch, "start_epoch": start_epoch},
+                    "only `start_from_epoch` (`start_epoch` is its deprecated name)",
+                )
+            warnings.warn(
+                "WeightAveraging(start_epoch=...) is deprecated: use "
+                "start_from_epoch=..., Keras's name for the same argument.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            start_from_epoch = start_epoch
+        if start_from_epoch is None:
+            raise TypeError(
+                "WeightAveraging() missing required argument: 'start_from_epoch'"
+            )
+        self.start_from_epoch = check_number(
+            "start_from_epoch", start_from_epoch, low=0, integer=True
+        )
         self.mode = check_choice("mode", mode, MODES)
         self.recalibrate_data = recalibrate_data
-        super().__init__()
 
-    def reset_state(self):
+    @property
+    def start_epoch(self) -> int:
+        """Deprecated name of `start_from_epoch`."""
+        warnings.warn(
+            "WeightAveraging.start_epoch is deprecated: use start_from_epoch.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.start_from_epoch
+
+    def reset_state(self) -> None:
         self.averaged = 0
-        self.average = None
+        self.average: list[np.ndarray] | None = None
 
-    def get_config(self):
-        return {"start_epoch": self.start_epoch, "mode": self.mode}
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "start_from_epoch": self.start_from_epoch,
+            "mode": self.mode,
+        }
 
-    def _data_arguments(self):
+    def _data_arguments(self) -> dict[str, Any]:
         return {"recalibrate_data": self.recalibrate_data}
 
-    def _state_arrays(self):
+    def _state_arrays(self) -> list[np.ndarray]:
         return list(self.average or [])
 
-    def _set_state_arrays(self, arrays):
+    def _set_state_arrays(self, arrays: list[np.ndarray]) -> None:
         self.average = list(arrays) or None
 
-    def _trainable_indices(self):
+    def _trainable_indices(self) -> list[int]:
         trainable = {id(w) for w in self.model.trainable_weights}
         return [i for i, w in enumerate(self.model.weights) if id(w) in trainable]
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.last_epoch = epoch
-        if epoch < self.start_epoch:
+        if epoch < self.start_from_epoch:
             return
         weights = final_weights(self.model)
         current = [weights[i].astype("float64") for i in self._trainable_indices()]
@@ -103,11 +154,12 @@ class WeightAveraging(TrainingCallback):
             self.average = [a + (w - a) / n for a, w in pairs]
         self.averaged += 1
 
-    def on_train_end(self, logs=None):
-        if not self.averaged:
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if not self.averaged or self.average is None:
             warnings.warn(
                 f"WeightAveraging averaged no epoch: training ended before "
-                f"start_epoch={self.start_epoch}. The weights are unchanged.",
+                f"start_from_epoch={self.start_from_epoch}. The weights are "
+                "unchanged.",
                 stacklevel=2,
             )
             return
@@ -117,8 +169,8 @@ class WeightAveraging(TrainingCallback):
             weights[i].assign(np.asarray(average, weights[i].dtype))
         self._recalibrate()
 
-    def _warn_if_early_stopping_restores(self):
-        for other in _state.registered(self.model):
+    def _warn_if_early_stopping_restores(self) -> None:
+        for other in self._peers():
             if (
                 isinstance(other, EarlyStopping)
                 and other.restore_best_weights
@@ -134,7 +186,7 @@ class WeightAveraging(TrainingCallback):
                 )
                 return
 
-    def _recalibrate(self):
+    def _recalibrate(self) -> None:
         if not _has_batch_norm(self.model):
             return
         if self.recalibrate_data is None:
@@ -148,7 +200,7 @@ class WeightAveraging(TrainingCallback):
         recalibrate_batch_norm(self.model, self.recalibrate_data)
 
 
-def _has_batch_norm(model):
+def _has_batch_norm(model: keras.Model) -> bool:
     return any(
         isinstance(layer, keras.layers.BatchNormalization)
         for layer in _layers.walk(model)

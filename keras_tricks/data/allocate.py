@@ -14,6 +14,7 @@ Reference:
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from keras_tricks._validation import invalid
 from keras_tricks.data.sizes import SPLITS
@@ -22,22 +23,26 @@ from keras_tricks.data.sizes import SPLITS
 GROUP_ORDERS = 32
 
 
-def class_codes(labels):
+def class_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maps labels to codes `0..k-1`; returns `(codes, classes, counts)`.
 
-    Integer labels with a small range take an O(n) path (a lookup table);
-    others are sorted by `np.unique`. Rows of a 2-D array (one-hot or
-    multi-label targets) are classes.
+    Integer and boolean labels with a small range take an O(n) path (a
+    lookup table); others are sorted by `np.unique`. Rows of a 2-D array
+    (one-hot or multi-label targets) are classes.
     """
     if labels.ndim == 1 and labels.dtype.kind in "iub" and labels.size:
-        low, high = int(labels.min()), int(labels.max())
-        if high - low <= max(labels.size, 1 << 16):
-            counts = np.bincount(labels - low if low else labels, minlength=0)
+        # Booleans as 0/1 integers: a bool array would index as a mask.
+        values = labels.view(np.uint8) if labels.dtype.kind == "b" else labels
+        low, high = int(values.min()), int(values.max())
+        if high - low <= max(values.size, 1 << 16):
+            # Negative labels shift up in int64 (int8 -128..127 would wrap).
+            shifted = np.subtract(values, low, dtype=np.int64) if low else values
+            counts = np.bincount(shifted, minlength=0)
             present = np.flatnonzero(counts)
             table = np.zeros(high - low + 1, dtype=_code_dtype(present.size))
             table[present] = np.arange(present.size)
-            codes = table[labels - low if low else labels]
-            return codes, present + low, counts[present]
+            classes = (present + low).astype(labels.dtype)
+            return table[shifted], classes, counts[present]
     if labels.ndim == 1:
         classes, codes, counts = np.unique(
             labels, return_inverse=True, return_counts=True
@@ -50,11 +55,13 @@ def class_codes(labels):
     return codes.reshape(-1).astype(_code_dtype(classes.shape[0])), classes, counts
 
 
-def _code_dtype(k):
+def _code_dtype(k: int) -> type[np.integer]:
     return np.uint8 if k <= 1 << 8 else np.uint16 if k <= 1 << 16 else np.int64
 
 
-def round_table(class_counts, split_counts, rng):
+def round_table(
+    class_counts: ArrayLike, split_counts: ArrayLike, rng: np.random.Generator
+) -> np.ndarray:
     """Integer `(classes, splits)` table with the given row and column sums.
 
     Entry `(c, s)` is the floor or the ceiling of
@@ -90,7 +97,9 @@ def round_table(class_counts, split_counts, rng):
     return table
 
 
-def stratified_assignment(codes, table, rng):
+def stratified_assignment(
+    codes: np.ndarray, table: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Split id of every example (3 = left out), and a random example order.
 
     Class c gets `table[c, s]` examples in split s, chosen at random.
@@ -108,7 +117,13 @@ def stratified_assignment(codes, table, rng):
     return assignment, order
 
 
-def group_assignment(group_codes, group_sizes, counts, rng, shuffle=True):
+def group_assignment(
+    group_codes: np.ndarray,
+    group_sizes: np.ndarray,
+    counts: np.ndarray,
+    rng: np.random.Generator,
+    shuffle: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """Split id of every group, cutting an order of the groups at boundaries.
 
     Each of the two boundaries (train|dev, dev|test) is put at the group
@@ -122,7 +137,7 @@ def group_assignment(group_codes, group_sizes, counts, rng, shuffle=True):
     """
     n_groups = group_sizes.size
     targets = np.cumsum(counts)[:2]
-    best = None
+    tried = []
     for _ in range(GROUP_ORDERS if shuffle else 1):
         order = rng.permutation(n_groups) if shuffle else np.arange(n_groups)
         cum = np.cumsum(group_sizes[order])
@@ -131,10 +146,9 @@ def group_assignment(group_codes, group_sizes, counts, rng, shuffle=True):
         cuts[1] = min(max(cuts[1], cuts[0] + 1), n_groups - 1)
         edges = np.concatenate([[0], cum[cuts - 1], [cum[-1]]])
         achieved = np.diff(edges)
-        error = np.abs(achieved - counts).sum()
-        if best is None or error < best[0]:
-            best = (error, order, cuts, achieved)
-    _, order, cuts, achieved = best
+        tried.append((np.abs(achieved - counts).sum(), order, cuts, achieved))
+    # The first order with the smallest total deviation.
+    _, order, cuts, achieved = min(tried, key=lambda t: t[0])
     split_of_group = np.empty(n_groups, dtype=np.uint8)
     split_of_group[order] = np.repeat(
         np.arange(3, dtype=np.uint8), np.diff(np.concatenate([[0], cuts, [n_groups]]))
@@ -142,7 +156,7 @@ def group_assignment(group_codes, group_sizes, counts, rng, shuffle=True):
     return split_of_group[group_codes], achieved
 
 
-def _nearest_cut(cum, target):
+def _nearest_cut(cum: np.ndarray, target: float) -> int:
     """Number of leading groups whose total is nearest to `target` (>= 1)."""
     i = int(np.searchsorted(cum, target))
     candidates = [j for j in (i, i + 1) if 1 <= j <= cum.size]
@@ -150,8 +164,12 @@ def _nearest_cut(cum, target):
 
 
 def check_class_sizes(
-    labels, classes, counts, needed, fix="Merge rare classes, or do not stratify"
-):
+    labels: np.ndarray,
+    classes: np.ndarray,
+    counts: np.ndarray,
+    needed: int,
+    fix: str = "Merge rare classes, or do not stratify",
+) -> None:
     """Raises when a class has fewer members than the splits needing it."""
     small = np.flatnonzero(counts < needed)
     if small.size:

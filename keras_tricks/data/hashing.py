@@ -10,6 +10,7 @@ Reference:
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 GOLDEN = 0x9E3779B97F4A7C15
 MIX1 = 0xBF58476D1CE4E5B9
@@ -17,7 +18,7 @@ MIX2 = 0x94D049BB133111EB
 MASK64 = (1 << 64) - 1
 
 
-def splitmix64(z):
+def splitmix64(z: int) -> int:
     """SplitMix64's finaliser on a Python int (taken modulo 2**64)."""
     z &= MASK64
     z = ((z ^ (z >> 30)) * MIX1) & MASK64
@@ -25,7 +26,7 @@ def splitmix64(z):
     return z ^ (z >> 31)
 
 
-def hash_uniform_numpy(keys, seed=0):
+def hash_uniform_numpy(keys: ArrayLike, seed: int = 0) -> np.ndarray:
     """Maps integer keys to uniform floats in [0, 1), as `split_dataset` does.
 
     u = (splitmix64(key * GOLDEN + splitmix64(seed)) >> 11) / 2**53.

@@ -1,17 +1,41 @@
 """Length and row selection for the containers a split accepts.
 
-NumPy arrays (and anything with `shape` and fancy indexing, such as SciPy
-sparse matrices), lists and tuples, pandas DataFrames and Series (selected
-with `.iloc`, so their type and index survive; pandas is never imported),
-and dicts of those (a Keras multi-input), all indexed along the first axis.
+NumPy arrays (and anything with `shape` and fancy indexing), SciPy sparse
+matrices and arrays of every format, lists and tuples, pandas DataFrames and
+Series (selected with `.iloc`, so their type and index survive; pandas is
+never imported), and dicts of those (a Keras multi-input), all indexed along
+the first axis.
 """
+
+from typing import Any
 
 import numpy as np
 
 from keras_tricks._validation import invalid
 
+# Sparse formats that select rows by an index array; the others (COO, BSR,
+# DIA, DOK) are converted to CSR first, as scikit-learn's `indexable` does.
+ROW_INDEXED_SPARSE = ("csr", "csc", "lil")
 
-def num_rows(array, name):
+
+def _is_sparse(array: Any) -> bool:
+    if not type(array).__module__.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+
+    return bool(scipy.sparse.issparse(array))
+
+
+def indexable(array: Any) -> Any:
+    """`array`, with sparse formats that cannot select rows converted to CSR."""
+    if _is_sparse(array):  # before dict: a DOK matrix is a dict
+        return array if array.format in ROW_INDEXED_SPARSE else array.tocsr()
+    if isinstance(array, dict):
+        return {key: indexable(value) for key, value in array.items()}
+    return array
+
+
+def num_rows(array: Any, name: str) -> int:
     """Number of rows of `array`; raises for unsupported or ragged input."""
     if isinstance(array, dict):
         if not array:
@@ -35,12 +59,13 @@ def num_rows(array, name):
     raise invalid(
         name,
         array,
-        "a NumPy array, list, tuple, pandas DataFrame/Series or dict of those",
+        "a NumPy array, SciPy sparse matrix, list, tuple, pandas "
+        "DataFrame/Series or dict of those",
         TypeError,
     )
 
 
-def take(array, indices):
+def take(array: Any, indices: np.ndarray) -> Any:
     """Rows `indices` of `array`, in the container type of `array`."""
     if isinstance(array, dict):
         return {key: take(value, indices) for key, value in array.items()}
@@ -54,18 +79,19 @@ def take(array, indices):
     return tuple(rows) if isinstance(array, tuple) else rows
 
 
-def as_labels(values, name):
+def as_labels(values: Any, name: str) -> np.ndarray:
     """A NumPy array of labels; raises for NaN."""
+    given = values
     if hasattr(values, "to_numpy"):
         values = values.to_numpy()
     values = np.asarray(values)
     if values.ndim == 0:
-        raise invalid(name, values, "an array of labels, one per example")
+        raise invalid(name, given, "an array of labels, one per example")
     if values.dtype.kind == "f" and np.isnan(values).any():
         where = np.flatnonzero(np.isnan(values.reshape(len(values), -1)).any(1))
         raise invalid(
             name,
-            values,
+            given,
             f"labels without NaN (NaN at rows {where[:5].tolist()})",
             fix="Drop or impute those rows first",
         )
@@ -74,7 +100,7 @@ def as_labels(values, name):
         if bad:
             raise invalid(
                 name,
-                values,
+                given,
                 f"labels without NaN (NaN at rows {bad[:5]})",
                 fix="Drop or impute those rows first",
             )

@@ -1,7 +1,9 @@
 """Split sizes: fractions, counts, "the rest", and the automatic ratio rule.
 
-The lecture's rule of thumb is 60/20/20 for small data and 98/1/1 for big
-data. `auto_fraction` joins the two with one formula: dev and test each get
+The usual rule of thumb is 60/20/20 for small data and 98/1/1 for big data:
+dev and test need only be large enough to tell models apart, and the rest is
+better spent on training (Ng, "Machine Learning Yearning", 2018, chapter 7).
+`auto_fraction` joins the two rules with one formula: dev and test each get
 
     f(n) = min(0.2, max(0.01, 10_000 / n))
 
@@ -12,10 +14,14 @@ each (enough to measure an error rate to about +-0.5 percentage points).
 
 import math
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 
-from keras_tricks._validation import invalid, invalid_together
+from keras_tricks._validation import check_number, invalid, invalid_together
+
+# A split size: a float fraction, an int count, or None for "the rest".
+Size = float | int | None
 
 SPLITS = ("train", "dev", "test")
 
@@ -26,7 +32,7 @@ AUTO_MAX_FRACTION = 0.2
 AUTO_EXAMPLES = 10_000
 
 
-def auto_fraction(n):
+def auto_fraction(n: int) -> float:
     """The fraction of `n` examples that dev and test each get by default.
 
     Args:
@@ -40,10 +46,11 @@ def auto_fraction(n):
     >>> auto_fraction(1_000), auto_fraction(100_000), auto_fraction(10**7)
     (0.2, 0.1, 0.01)
     """
+    n = check_number("n", n, low=1, integer=True)
     return min(AUTO_MAX_FRACTION, max(AUTO_MIN_FRACTION, AUTO_EXAMPLES / n))
 
 
-def _check_size(name, value, n=None):
+def _check_size(name: str, value: Size, n: int | None = None) -> float | None:
     """Returns the target number of examples (a float) for one size argument.
 
     With `n=None` (not known yet) only the type and sign are checked.
@@ -63,23 +70,33 @@ def _check_size(name, value, n=None):
     return float(value) * (1 if n is None else n)
 
 
-def largest_remainder(targets, total):
+def largest_remainder(targets: Sequence[float], total: int) -> np.ndarray:
     """Rounds non-negative `targets` (summing to `total`) to integers that do.
 
     Each result is the floor or the ceiling of its target; the units left
     after flooring go to the largest fractional parts, ties to the earlier
     entry (Hamilton's method).
+
+    Example:
+
+    >>> largest_remainder([1.5, 1.5, 1.0], 4).tolist()
+    [2, 1, 1]
     """
-    targets = np.round(np.asarray(targets, dtype="float64"), 9)
-    counts = np.floor(targets).astype("int64")
+    values = np.round(np.asarray(targets, dtype="float64"), 9)
+    counts = np.floor(values).astype("int64")
     left = int(total - counts.sum())
     if left > 0:
-        order = np.argsort(-(targets - counts), kind="stable")
+        order = np.argsort(-(values - counts), kind="stable")
         counts[order[:left]] += 1
     return counts
 
 
-def resolve_sizes(n, train_size=None, dev_size=None, test_size=None):
+def resolve_sizes(
+    n: int,
+    train_size: Size = None,
+    dev_size: Size = None,
+    test_size: Size = None,
+) -> tuple[int, int, int]:
     """Turns the three size arguments into exact counts.
 
     A float is a fraction of `n`, an int a count, `None` "the rest":
@@ -95,6 +112,12 @@ def resolve_sizes(n, train_size=None, dev_size=None, test_size=None):
     Fractions are rounded by `largest_remainder`, so the counts add up to
     exactly `n` (or to the requested total when all three are given).
 
+    Args:
+        n: number of examples.
+        train_size: size of the train split. Defaults to `None`.
+        dev_size: size of the dev split. Defaults to `None`.
+        test_size: size of the test split. Defaults to `None`.
+
     Returns:
         A tuple of int counts `(train, dev, test)`.
 
@@ -102,7 +125,17 @@ def resolve_sizes(n, train_size=None, dev_size=None, test_size=None):
         TypeError: for a size that is not a float, an int or None.
         ValueError: for a negative or zero size, a fraction outside (0, 1),
             sizes adding up to more than `n` (or 1), or an empty split.
+
+    Example:
+
+    >>> resolve_sizes(1000)
+    (600, 200, 200)
+    >>> resolve_sizes(1001, train_size=0.5)
+    (501, 250, 250)
+    >>> resolve_sizes(1000, train_size=0.5, dev_size=0.1, test_size=0.1)
+    (500, 100, 100)
     """
+    n = check_number("n", n, low=1, integer=True)
     given = {
         "train_size": _check_size("train_size", train_size, n),
         "dev_size": _check_size("dev_size", dev_size, n),
@@ -117,17 +150,17 @@ def resolve_sizes(n, train_size=None, dev_size=None, test_size=None):
         )
     train, dev, test = given["train_size"], given["dev_size"], given["test_size"]
     if train is None:
-        if dev is None and test is None:
-            dev = test = auto_fraction(n) * n
-        dev = test if dev is None else dev
-        test = dev if test is None else test
+        if dev is None:
+            dev = auto_fraction(n) * n if test is None else test
+        if test is None:
+            test = dev
         train = n - dev - test
-    elif dev is None and test is None:
-        dev = test = (n - train) / 2
-    elif dev is None:
-        dev = n - train - test
-    elif test is None:
-        test = n - train - dev
+    else:
+        rest = n - train
+        if dev is None:
+            dev = rest / 2 if test is None else rest - test
+        if test is None:
+            test = rest - dev
     dropped = max(0.0, n - train - dev - test)
     targets = [max(0.0, train), dev, test, dropped]
     counts = largest_remainder(targets, n)[:3]
@@ -140,10 +173,14 @@ def resolve_sizes(n, train_size=None, dev_size=None, test_size=None):
             counts[empty] += 1
     for split, count in zip(SPLITS, counts, strict=True):
         if count < 1:
-            raise ValueError(
-                f"The {split} split would be empty: with n_samples={n}, "
-                f"train_size={train_size!r}, dev_size={dev_size!r} and "
-                f"test_size={test_size!r} it gets {max(0, int(count))} examples. "
-                "Give it a larger size, or the others smaller ones."
+            raise invalid_together(
+                {
+                    "train_size": train_size,
+                    "dev_size": dev_size,
+                    "test_size": test_size,
+                },
+                f"sizes that leave no split empty; with n_samples={n} the {split} "
+                "split would be empty",
+                fix=f"Give the {split} split a larger size, or the others smaller ones",
             )
-    return tuple(int(c) for c in counts)
+    return int(counts[0]), int(counts[1]), int(counts[2])

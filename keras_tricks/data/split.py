@@ -7,20 +7,22 @@ flat style.
 
 import numbers
 import warnings
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from keras_tricks._validation import check_number, invalid
 from keras_tricks.data import allocate
-from keras_tricks.data.indexing import as_labels, num_rows, take
-from keras_tricks.data.sizes import SPLITS, _check_size, resolve_sizes
+from keras_tricks.data.indexing import as_labels, indexable, num_rows, take
+from keras_tricks.data.sizes import SPLITS, Size, _check_size, resolve_sizes
 from keras_tricks.report import Report
 
 # With `groups`, warn when a split's achieved fraction is this far off.
 GROUP_TOLERANCE = 0.01
 
 
-def make_rng(random_state):
+def make_rng(random_state: int | np.random.Generator | None) -> np.random.Generator:
     """A `numpy.random.Generator` on PCG64 from None, an int or a Generator."""
     if isinstance(random_state, np.random.Generator):
         return random_state
@@ -29,18 +31,34 @@ def make_rng(random_state):
     return np.random.Generator(np.random.PCG64(random_state))
 
 
-def quantile_bins(y, n_bins=10):
+def quantile_bins(y: ArrayLike, n_bins: int = 10) -> np.ndarray:
     """Bins a continuous target into `n_bins` quantile bins `0..n_bins-1`.
 
-    Tied quantile edges are merged, so there may be fewer bins.
+    Bin b holds the values between the `b / n_bins` and `(b + 1) / n_bins`
+    quantiles of `y`. Tied quantile edges are merged, so there may be fewer
+    bins.
+
+    Args:
+        y: a 1-D numeric target.
+        n_bins: number of bins, >= 2. Defaults to `10`.
+
+    Returns:
+        A `uint16` array of bin ids, one per value of `y`.
+
+    Example:
+
+    >>> quantile_bins(np.arange(8.0), n_bins=4).tolist()
+    [0, 0, 1, 1, 2, 2, 3, 3]
     """
-    y = as_labels(y, "y")
-    if y.ndim != 1 or y.dtype.kind not in "iuf":
+    n_bins = check_number("n_bins", n_bins, low=2, integer=True)
+    values = as_labels(y, "y")
+    if values.ndim != 1 or values.dtype.kind not in "iuf":
         raise invalid(
             "y",
             y,
             "a 1-D numeric target (the last array, for stratify='quantiles')",
         )
+    y = values
     edges = np.unique(np.quantile(y, np.linspace(0, 1, n_bins + 1)[1:-1]))
     return np.searchsorted(edges, y, side="right").astype(np.uint16)
 
@@ -85,12 +103,12 @@ class TrainDevTestSplit:
     def __init__(
         self,
         *,
-        dev_size=None,
-        test_size=None,
-        train_size=None,
-        shuffle=True,
-        random_state=None,
-    ):
+        dev_size: Size = None,
+        test_size: Size = None,
+        train_size: Size = None,
+        shuffle: bool = True,
+        random_state: int | np.random.Generator | None = None,
+    ) -> None:
         for name, value in (
             ("dev_size", dev_size),
             ("test_size", test_size),
@@ -106,9 +124,15 @@ class TrainDevTestSplit:
         self.train_size = train_size
         self.shuffle = shuffle
         self.random_state = random_state
-        self.report_ = None
+        self.report_: Report | None = None
 
-    def split(self, n_samples, *, stratify=None, groups=None):
+    def split(
+        self,
+        n_samples: int | Any,
+        *,
+        stratify: ArrayLike | None = None,
+        groups: ArrayLike | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns the index arrays `(train, dev, test)`.
 
         Args:
@@ -117,13 +141,17 @@ class TrainDevTestSplit:
                 per distinct row). Defaults to `None`.
             groups: group ids, one per example. Defaults to `None`.
 
+        Returns:
+            Three integer index arrays, disjoint; together they hold every
+            example (unless the three sizes add up to less than n).
+
         Raises:
             ValueError: for bad sizes, an empty split, NaN labels, a class
                 smaller than the number of splits, stratify without shuffle,
                 or stratify together with groups.
         """
         if not isinstance(n_samples, numbers.Integral):
-            n_samples = num_rows(n_samples, "n_samples")
+            n_samples = num_rows(indexable(n_samples), "n_samples")
         n = check_number("n_samples", n_samples, low=1, integer=True)
         counts = np.array(
             resolve_sizes(n, self.train_size, self.dev_size, self.test_size)
@@ -144,13 +172,11 @@ class TrainDevTestSplit:
                 fix="Stratifying needs shuffling; pass shuffle=True",
             )
         rng = make_rng(self.random_state)
-        achieved = counts
+        indices: list[np.ndarray]
         if stratify is not None:
             indices = self._stratified(n, counts, as_labels(stratify, "stratify"), rng)
         elif groups is not None:
-            indices, achieved = self._grouped(
-                n, counts, as_labels(groups, "groups"), rng
-            )
+            indices = self._grouped(n, counts, as_labels(groups, "groups"), rng)
         elif self.shuffle:
             order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
             rng.shuffle(order)
@@ -172,10 +198,12 @@ class TrainDevTestSplit:
             ),
             title=f"train/dev/test split of {n} examples",
         )
-        return tuple(indices)
+        return indices[0], indices[1], indices[2]
 
     @staticmethod
-    def _stratified(n, counts, labels, rng):
+    def _stratified(
+        n: int, counts: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+    ) -> list[np.ndarray]:
         if len(labels) != n:
             raise invalid("stratify", labels, f"one label per example ({n})")
         codes, classes, class_counts = allocate.class_codes(labels)
@@ -186,7 +214,9 @@ class TrainDevTestSplit:
         in_order = assignment[order]
         return [order[in_order == s] for s in range(3)]
 
-    def _grouped(self, n, counts, groups, rng):
+    def _grouped(
+        self, n: int, counts: np.ndarray, groups: np.ndarray, rng: np.random.Generator
+    ) -> list[np.ndarray]:
         if len(groups) != n:
             raise invalid("groups", groups, f"one group id per example ({n})")
         if self.shuffle:
@@ -204,33 +234,35 @@ class TrainDevTestSplit:
                 groups,
                 f"at least 3 distinct groups, one per split (it has {sizes.size})",
             )
-        assignment, achieved = allocate.group_assignment(
+        assignment, _ = allocate.group_assignment(
             codes, sizes, counts, rng, self.shuffle
         )
         if self.shuffle:
             order = rng.permutation(n)
             in_order = assignment[order]
-            return [order[in_order == s] for s in range(3)], achieved
-        return [np.flatnonzero(assignment == s) for s in range(3)], achieved
+            return [order[in_order == s] for s in range(3)]
+        return [np.flatnonzero(assignment == s) for s in range(3)]
 
 
 def train_dev_test_split(
-    *arrays,
-    dev_size=None,
-    test_size=None,
-    train_size=None,
-    stratify=None,
-    groups=None,
-    shuffle=True,
-    random_state=None,
-    n_bins=10,
-):
+    *arrays: Any,
+    dev_size: Size = None,
+    test_size: Size = None,
+    train_size: Size = None,
+    stratify: ArrayLike | str | None = None,
+    groups: ArrayLike | None = None,
+    shuffle: bool = True,
+    random_state: int | np.random.Generator | None = None,
+    n_bins: int = 10,
+) -> list[Any]:
     """Splits arrays into train, dev and test sets from one distribution.
 
     Like `sklearn.model_selection.train_test_split`, but three ways, with
     exact sizes, stratification within one example per class and split,
-    group-aware splitting, and the lecture's default ratios. Every array is
-    indexed the same way, and keeps its type.
+    group-aware splitting, and default ratios that follow the size of the
+    data. Every array is indexed the same way, and keeps its type (SciPy
+    sparse formats without row indexing, COO, BSR, DIA and DOK, come back as
+    CSR, as in scikit-learn).
 
     Sizes: a float is a fraction, an int a count, `None` the rest. With all
     three `None`, dev and test each get `min(0.2, max(0.01, 10_000 / n))` of
@@ -238,8 +270,9 @@ def train_dev_test_split(
     each in between. Counts are rounded to add up to n exactly.
 
     Args:
-        *arrays: NumPy arrays, lists, pandas DataFrames/Series, or dicts of
-            arrays (Keras multi-input), all with the same number of rows.
+        *arrays: NumPy arrays, SciPy sparse matrices or arrays, lists,
+            tuples, pandas DataFrames/Series, or dicts of those (Keras
+            multi-input), all with the same number of rows.
         dev_size: size of the dev split. Defaults to `None`.
         test_size: size of the test split. Defaults to `None`.
         train_size: size of the train split. Defaults to `None`.
@@ -274,6 +307,7 @@ def train_dev_test_split(
     """
     if not arrays:
         raise invalid("arrays", arrays, "at least one array to split")
+    arrays = tuple(indexable(a) for a in arrays)
     lengths = [num_rows(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
     if len(set(lengths)) > 1:
         raise invalid(
@@ -284,7 +318,6 @@ def train_dev_test_split(
     if isinstance(stratify, str):
         if stratify != "quantiles":
             raise invalid("stratify", stratify, "labels, 'quantiles' or None")
-        n_bins = check_number("n_bins", n_bins, low=2, integer=True)
         stratify = quantile_bins(arrays[-1], n_bins)
     splitter = TrainDevTestSplit(
         dev_size=dev_size,
@@ -294,7 +327,7 @@ def train_dev_test_split(
         random_state=random_state,
     )
     indices = splitter.split(lengths[0], stratify=stratify, groups=groups)
-    if groups is not None:
+    if groups is not None and splitter.report_ is not None:
         gap = max(
             abs(row["fraction"] - row["requested_fraction"]) for row in splitter.report_
         )

@@ -19,18 +19,30 @@ Reference:
     Steele, Lea & Flood, "Fast Splittable Pseudorandom Number Generators",
     OOPSLA 2014 (SplitMix64).
 
+Elements of a fixed shape are hashed `HASH_BATCH` at a time; each split
+then either unbatches its kept elements or, with `batch_size`, rebatches
+them directly (`Dataset.rebatch`: one copy of each element instead of the
+two of `unbatch()` followed by `batch()`).
+
 This is a TensorFlow-specific component: it streams `tf.data` pipelines, on
-any Keras backend, with TensorFlow installed.
+any Keras backend, with TensorFlow installed (it imports TensorFlow when
+called, never at import).
 """
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from keras_tricks._validation import check_number, invalid, invalid_together
 from keras_tricks.data.hashing import GOLDEN, MASK64, MIX1, MIX2, splitmix64
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 # Elements hashed per vectorised step.
 HASH_BATCH = 1024
 
 
-def _splitmix64_tensor(z):
+def _splitmix64_tensor(z: "tf.Tensor") -> "tf.Tensor":
     """SplitMix64's finaliser on a `tf.uint64` tensor."""
     import tensorflow as tf
 
@@ -42,31 +54,53 @@ def _splitmix64_tensor(z):
     return tf.bitwise.bitwise_xor(z, rshift(z, tf.constant(31, tf.uint64)))
 
 
-def hash_uniform(keys, seed=0):
-    """Maps integer or string keys to uniform floats in [0, 1) (float64)."""
+def hash_uniform(keys: Any, seed: int = 0) -> "tf.Tensor":
+    """Maps integer or string keys to uniform floats in [0, 1) (float64).
+
+    Integer keys k give `(splitmix64(k * 0x9E3779B97F4A7C15 +
+    splitmix64(seed)) >> 11) / 2**53`, the same numbers as
+    `keras_tricks.data.hashing.hash_uniform_numpy`; string keys are first
+    hashed to integers by `tf.strings.to_hash_bucket_fast`.
+
+    Args:
+        keys: an integer or string tensor (or anything convertible to one).
+        seed: int >= 0. Defaults to `0`.
+
+    Returns:
+        A `tf.float64` tensor of the shape of `keys`.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> u = hash_uniform(tf.range(4, dtype=tf.int64), seed=0)
+    >>> [round(float(v), 4) for v in u]
+    [0.0, 0.8833, 0.4315, 0.0264]
+    """
     import tensorflow as tf
 
-    keys = tf.convert_to_tensor(keys)
-    if keys.dtype == tf.string:
-        keys = tf.strings.to_hash_bucket_fast(keys, 2**63 - 1)
-    elif not keys.dtype.is_integer:
-        raise invalid(
-            "key",
-            keys,
-            "a function returning an integer or string tensor (shown: what it "
-            "returned)",
-            TypeError,
-        )
-    keys = tf.bitwise.bitwise_and(  # two's complement bits as uint64
-        tf.cast(tf.cast(keys, tf.int64), tf.uint64), tf.constant(MASK64, tf.uint64)
+    tensor = tf.convert_to_tensor(keys)
+    if tensor.dtype == tf.string:
+        tensor = tf.strings.to_hash_bucket_fast(tensor, 2**63 - 1)
+    elif not tensor.dtype.is_integer:
+        raise invalid("keys", keys, "an integer or string tensor", TypeError)
+    tensor = tf.bitwise.bitwise_and(  # two's complement bits as uint64
+        tf.cast(tf.cast(tensor, tf.int64), tf.uint64), tf.constant(MASK64, tf.uint64)
     )
     state = tf.constant(splitmix64(seed), tf.uint64)
-    h = _splitmix64_tensor(keys * tf.constant(GOLDEN, tf.uint64) + state)
+    h = _splitmix64_tensor(tensor * tf.constant(GOLDEN, tf.uint64) + state)
     top = tf.bitwise.right_shift(h, tf.constant(11, tf.uint64))
     return tf.cast(top, tf.float64) * (2.0**-53)
 
 
-def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
+def split_dataset(
+    dataset: "tf.data.Dataset",
+    *,
+    dev_size: float,
+    test_size: float,
+    key: Callable[..., Any] | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+) -> tuple["tf.data.Dataset", "tf.data.Dataset", "tf.data.Dataset"]:
     """Splits a `tf.data.Dataset` into train, dev and test without loading it.
 
     Every element goes to exactly one split, decided by a hash of its key and
@@ -75,6 +109,9 @@ def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
     source and keeps its share: put `split_dataset` before expensive `map`s,
     and shuffle or repeat the splits, never the source (with the default key,
     the position, a reshuffled source would move elements between splits).
+
+    TensorFlow-specific: it needs TensorFlow installed and works on
+    `tf.data` pipelines, which `model.fit` accepts on every Keras backend.
 
     Args:
         dataset: a `tf.data.Dataset` of finite or infinite length.
@@ -86,21 +123,32 @@ def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
             makes the split independent of the order. Defaults to `None`,
             the element's position.
         seed: int >= 0. Defaults to `0`.
+        batch_size: int >= 1: each split comes in batches of this size (the
+            last one may be smaller), the same batches as `split.batch(
+            batch_size)` but faster, as the kept elements are copied into
+            them once. Defaults to `None`: the splits hold single elements.
 
     Returns:
         A tuple of datasets `(train, dev, test)`.
 
     Raises:
         TypeError: when `dataset` is not a `tf.data.Dataset`, `key` is not
-            callable or returns neither integers nor strings.
-        ValueError: for sizes outside (0, 1) or adding up to 1 or more.
+            callable or returns neither integer nor string scalars, or
+            `batch_size` is not an int.
+        ValueError: for sizes outside (0, 1) or adding up to 1 or more, or
+            a `batch_size` below 1.
 
     Example:
 
+    >>> import tensorflow as tf
     >>> ds = tf.data.Dataset.range(1000)
     >>> train, dev, test = split_dataset(ds, dev_size=0.1, test_size=0.1)
     >>> sum(1 for _ in dev) + sum(1 for _ in test) + sum(1 for _ in train)
     1000
+    >>> train, dev, test = split_dataset(ds, dev_size=0.1, test_size=0.1,
+    ...                                  batch_size=256)
+    >>> [int(b.shape[0]) for b in train]
+    [256, 256, 256, 36]
     """
     import tensorflow as tf
 
@@ -120,9 +168,11 @@ def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
     if key is not None and not callable(key):
         raise invalid("key", key, "a function of an element, or None", TypeError)
     seed = check_number("seed", seed, low=0, integer=True)
+    if batch_size is not None:
+        batch_size = check_number("batch_size", batch_size, low=1, integer=True)
     bounds = (test_size, test_size + dev_size)
 
-    def bucket(keys):
+    def bucket(keys: tf.Tensor) -> tf.Tensor:
         u = hash_uniform(keys, seed)
         return tf.where(u < bounds[0], 2, tf.where(u < bounds[1], 1, 0))
 
@@ -134,39 +184,65 @@ def split_dataset(dataset, *, dev_size, test_size, key=None, seed=0):
             lambda *args: (key(*args), args if unpacked else args[0]),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+        _check_key_spec(key, keyed.element_spec[0])
     specs = tf.nest.flatten(keyed.element_spec)
     batchable = all(
         isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() for s in specs
     )
-    if batchable and key is None:
+    if not batchable:  # ragged, sparse or variable-shape elements
+
+        def filtered(split: int) -> tf.data.Dataset:
+            kept = keyed.filter(lambda k, _: bucket(k) == split)
+            kept = kept.map(lambda _, element: element)
+            return kept if batch_size is None else kept.batch(batch_size)
+
+        return filtered(0), filtered(1), filtered(2)
+
+    keys_of: Callable[[Any, Any], tuple[tf.Tensor, Any]]
+    if key is None:
         # Positions from batch numbers: every batch but the last is full, so
         # batch b holds elements b * HASH_BATCH + 0, 1, ...; this spares the
         # per-element cost of `enumerate`.
         batches = dataset.batch(HASH_BATCH).enumerate()
 
-        def keys_of(index, elements):
+        def positions(index: tf.Tensor, elements: Any) -> tuple[tf.Tensor, Any]:
             size = tf.shape(tf.nest.flatten(elements)[0], out_type=tf.int64)[0]
             return index * HASH_BATCH + tf.range(size, dtype=tf.int64), elements
 
-    elif batchable:
+        keys_of = positions
+    else:
         batches = keyed.batch(HASH_BATCH)
 
-        def keys_of(keys, elements):
+        def given(keys: tf.Tensor, elements: Any) -> tuple[tf.Tensor, Any]:
             return keys, elements
 
-    def part(split):
-        if not batchable:  # ragged, sparse or variable-shape elements
-            kept = keyed.filter(lambda k, _: bucket(k) == split)
-            return kept.map(lambda _, element: element)
+        keys_of = given
 
-        def select(*batch):
+    def part(split: int) -> tf.data.Dataset:
+        def select(*batch: Any) -> Any:
             keys, elements = keys_of(*batch)
             mask = bucket(keys) == split
             return tf.nest.map_structure(lambda t: tf.boolean_mask(t, mask), elements)
 
         # Hashing a batch at a time costs one op per batch instead of a
-        # dozen per element; unbatch restores the elements.
+        # dozen per element.
         kept = batches.map(select, num_parallel_calls=tf.data.AUTOTUNE)
-        return kept.unbatch()
+        return kept.unbatch() if batch_size is None else kept.rebatch(batch_size)
 
     return part(0), part(1), part(2)
+
+
+def _check_key_spec(key: Callable[..., Any], spec: Any) -> None:
+    """Raises unless `key` returns integer or string scalars."""
+    import tensorflow as tf
+
+    dtype = getattr(spec, "dtype", None)
+    good = isinstance(spec, tf.TensorSpec) and spec.shape.rank == 0
+    if not (good and dtype is not None and (dtype.is_integer or dtype == tf.string)):
+        raise invalid(
+            "key",
+            key,
+            "a function returning an integer or string scalar tensor",
+            TypeError,
+            fix=f"It returned {spec}",
+        )

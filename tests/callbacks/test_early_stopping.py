@@ -15,14 +15,19 @@ def _model():
     return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
 
 
-def _feed(callback, val, train=None, monitor="val_loss"):
-    """Calls the hooks with made-up logs; returns the epoch training stopped."""
+def _feed(callback, val, train=None, monitor="val_loss", rows=None):
+    """Calls the hooks with made-up logs; returns the epoch training stopped.
+
+    Each epoch's logs (after the callback wrote into them) go into `rows`.
+    """
     model = _model()
     callback.set_model(model)
     callback.on_train_begin()
     for epoch, value in enumerate(val):
         logs = {monitor: value, "loss": (train or TRAIN)[epoch]}
         callback.on_epoch_end(epoch, logs)
+        if rows is not None:
+            rows.append(logs)
         if getattr(model, "stop_training", False):
             return epoch
     return None
@@ -114,6 +119,53 @@ def test_patience_matches_keras(patience, min_delta, baseline, start):
     assert ours == _feed(keras_stopper, VAL)
 
 
+def test_takes_keras_arguments_positionally():
+    args = ("val_loss", 0.02, 2, 0, "min", 0.7, False, 1)
+    ours = EarlyStopping(*args)
+    names = ("monitor", "min_delta", "patience", "verbose", "mode", "baseline")
+    names += ("restore_best_weights", "start_from_epoch")
+    assert {k: ours.get_config()[k] for k in names} == dict(
+        zip(names, args, strict=True)
+    )
+    assert _feed(ours, VAL) == _feed(keras.callbacks.EarlyStopping(*args), VAL)
+
+
+def _nan_to_none(values):
+    return [None if math.isnan(v) else pytest.approx(v) for v in values]
+
+
+def test_logs_the_quantities_prechelt_decides_on():
+    k, start = 5, 2
+    rows = []
+    stopper = EarlyStopping(
+        criterion="pq", alpha=1e9, strip_length=k, start_from_epoch=start
+    )
+    assert _feed(stopper, VAL, rows=rows) is None
+    val, train = VAL[start:], TRAIN[start:]
+    gl = [100 * (v / min(val[: t + 1]) - 1) for t, v in enumerate(val)]
+    pk = [math.nan] * len(val)
+    for t in range(k, len(val) + 1, k):
+        strip = np.array(train[t - k : t])
+        pk[t - 1] = 1000 * (strip.sum() / (k * strip.min()) - 1)
+    pq = [g / p for g, p in zip(gl, pk, strict=True)]
+    for key, expected in (("gl", gl), ("pk", pk), ("pq", pq)):
+        logged = [row[key] for row in rows]
+        assert _nan_to_none(logged) == [None] * start + _nan_to_none(expected), key
+
+
+@pytest.mark.parametrize(("s", "k"), [(9, 2), (9, 3)])
+def test_logs_the_up_strip_count(s, k):
+    rows = []
+    _feed(EarlyStopping(criterion="up", alpha=s, strip_length=k), VAL, rows=rows)
+    expected, rises = [], 0
+    for t in range(1, len(VAL) + 1):
+        if t % k == 0 and t > k:
+            rises = rises + 1 if VAL[t - 1] > VAL[t - 1 - k] else 0
+        expected.append(rises)
+    assert [row["up_strips"] for row in rows] == expected
+    assert max(expected) >= 2
+
+
 def test_start_from_epoch_shifts_strips():
     stopper = EarlyStopping(criterion="up", alpha=1, strip_length=2, start_from_epoch=3)
     expected = _reference_up(VAL[3:], 1, 2)
@@ -138,12 +190,15 @@ def test_non_finite_value_stops_and_restores_best(bad):
         np.testing.assert_array_equal(actual, expected)
 
 
-def test_restores_best_at_epoch_limit(digits):
+@pytest.mark.jax
+def test_restores_best_at_epoch_limit_inside_a_jit_compiled_fit(digits):
     (x, y), (x_dev, y_dev) = digits
     model = keras.Sequential(
         [keras.Input((64,)), keras.layers.Dense(10, activation="softmax")]
     )
-    model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy")
+    model.compile(
+        keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy", jit_compile=True
+    )
 
     snapshots = []
     record = keras.callbacks.LambdaCallback(
@@ -160,7 +215,10 @@ def test_restores_best_at_epoch_limit(digits):
         callbacks=[record, stopper],
     )
     assert len(history.history["loss"]) == 6 and stopper.stop_reason is None
-    best = int(np.argmin(history.history["val_loss"]))
+    val = history.history["val_loss"]
+    best = int(np.argmin(val))
+    expected_gl = [100 * (v / min(val[: t + 1]) - 1) for t, v in enumerate(val)]
+    np.testing.assert_allclose(history.history["gl"], expected_gl, rtol=1e-6)
     assert stopper.best_epoch == best
     for actual, expected in zip(model.get_weights(), snapshots[best], strict=True):
         np.testing.assert_array_equal(actual, expected)

@@ -1,10 +1,11 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
 
 from keras_tricks.data import SplitReport, describe_split, train_dev_test_split
-from keras_tricks.data.describe import row_hashes
 
 
 def _ks(a, b):
@@ -22,6 +23,7 @@ def split(rng):
     return train_dev_test_split(x, y, stratify=y, random_state=0)
 
 
+@pytest.mark.jax
 def test_matching_split_has_no_warnings(split):
     x_tr, x_dev, x_te, y_tr, y_dev, y_te = split
     report = describe_split(x_tr, x_dev, x_te, labels=(y_tr, y_dev, y_te))
@@ -33,6 +35,7 @@ def test_matching_split_has_no_warnings(split):
     assert "no warnings" in str(report)
 
 
+@pytest.mark.jax
 def test_smd_and_ks_match_formulas(split):
     x_tr, x_dev, x_te, *_ = split
     report = describe_split(x_tr, x_dev, x_te, features=[0, 2])
@@ -105,14 +108,6 @@ def test_dataframes_label_column_and_dict(split):
     assert names == ["image[0]", "image[1]", "meta"]
 
 
-def test_row_hashes_equal_rows_equal_hashes(rng):
-    x = rng.normal(size=(50, 3)).astype("float32")
-    x[10] = x[20]
-    h = row_hashes(x)
-    assert h[10] == h[20]
-    assert np.unique(h).size == 49
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -165,3 +160,76 @@ def test_non_numeric_dict_value_is_refused(split):
     dicts = [{"x": x, "tag": np.array(["a"] * len(x))} for x in (x_tr, x_dev, x_te)]
     with pytest.raises(TypeError, match=r"`train\['tag'\]`.*dtype='<U1'"):
         describe_split(*dicts)
+
+
+@pytest.mark.jax
+def test_x_y_pairs_give_the_labels(split):
+    """(x, y) tuples, the form of Keras's `validation_data`, carry the labels."""
+    x_tr, x_dev, x_te, y_tr, y_dev, y_te = split
+    expected = describe_split(x_tr, x_dev, x_te, labels=(y_tr, y_dev, y_te))
+    pairs = describe_split((x_tr, y_tr), (x_dev, y_dev), (x_te, y_te))
+    assert pairs.to_dict() == expected.to_dict()
+    weights = [np.ones(len(y)) for y in (y_tr, y_dev, y_te)]
+    one_hot = describe_split(
+        *(
+            (x, np.eye(3)[y], w)
+            for x, y, w in zip(split[:3], split[3:], weights, strict=True)
+        )
+    )
+    assert one_hot.classes.to_records() == expected.classes.to_records()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "match"),
+    [
+        # A list is not a pair: NumPy used to fail on its "inhomogeneous shape".
+        (lambda s: ([s[0], s[3]], s[1], s[2]), TypeError, r"(?s)`train`.*as tuples"),
+        (lambda s: ((s[0], s[3]), s[1], s[2]), TypeError, r"`dev`.*\(x, y\) tuple"),
+        (
+            lambda s: ((s[0], s[3][:5]), (s[1], s[4]), (s[2], s[5])),
+            ValueError,
+            r"`train`.*one label per row \(1800 rows, 5 labels\)",
+        ),
+    ],
+)
+def test_bad_pairs_name_the_argument(split, arguments, error, match):
+    with pytest.raises(error, match=match):
+        describe_split(*arguments(split))
+
+
+def test_pairs_and_labels_together_are_refused(split):
+    x_tr, x_dev, x_te, y_tr, y_dev, y_te = split
+    with pytest.raises(ValueError, match=r"`train`, `labels`.*not both"):
+        describe_split(
+            (x_tr, y_tr), (x_dev, y_dev), (x_te, y_te), labels=(y_tr, y_dev, y_te)
+        )
+
+
+@pytest.mark.jax
+def test_non_finite_values_are_left_out_with_a_warning(split):
+    x_tr, x_dev, x_te, *_ = (a.copy() for a in split)
+    x_tr[[3, 8], 1] = np.nan
+    x_dev[5, 1] = np.inf
+    x_te[:, 3] = np.nan
+    with pytest.warns(UserWarning, match=r"2 features hold NaN or Inf") as caught:
+        report = describe_split(x_tr, x_dev, x_te)
+    assert len(caught) == 1
+    rows = report.features.to_dict()
+    a, b = x_tr[:, 1], x_dev[:, 1]
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    smd = (b.mean() - a.mean()) / np.sqrt((a.var() + b.var()) / 2)
+    assert rows["1"]["smd_dev"] == pytest.approx(smd, rel=1e-9)
+    assert rows["1"]["ks_dev"] == pytest.approx(_ks(a, b), rel=1e-9)
+    assert np.isnan(rows["3"]["smd_test"]) and np.isnan(rows["3"]["ks_p_test"])
+    assert np.isfinite(rows["3"]["smd_dev"])
+    assert (
+        "feature 1: 3 NaN/Inf values left out of its SMD and KS "
+        "(train 2, dev 1, test 0)" in report.warnings
+    )
+    assert any(
+        w.startswith("feature 3: 600 NaN/Inf") and "no finite value in test" in w
+        for w in report.warnings
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        describe_split(x_tr, x_dev, x_te, features=[0, 2])  # finite: no warning

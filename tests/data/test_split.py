@@ -85,6 +85,7 @@ def test_deterministic_golden_values():
     assert test.tolist() == [8, 1]
 
 
+@pytest.mark.jax
 def test_deterministic_golden_values_stratified_and_grouped():
     y = np.array([0] * 4 + [1] * 5 + [2] * 3)
     indices = TrainDevTestSplit(random_state=0).split(12, stratify=y)
@@ -113,6 +114,7 @@ def test_same_seed_same_split_other_seed_differs(stratified, rng):
     ("sizes", "n_classes"),
     [((None, 0.2, 0.1), 3), ((0.5, 0.25, None), 7), ((None, 0.01, 0.01), 100)],
 )
+@pytest.mark.jax
 def test_stratified_within_one_example(sizes, n_classes, rng):
     n = 20_011
     y = rng.choice(n_classes, n, p=rng.dirichlet(np.ones(n_classes) * 5))
@@ -179,6 +181,7 @@ def test_quantile_bins_are_deciles(rng):
     assert np.unique(quantile_bins(np.repeat([1.0, 2.0], 50), 10)).size == 2
 
 
+@pytest.mark.jax
 def test_groups_never_share_a_split(rng):
     groups = rng.integers(0, 300, 5000)
     splitter = TrainDevTestSplit(dev_size=0.2, test_size=0.2, random_state=0)
@@ -211,6 +214,7 @@ def test_coarse_groups_warn_with_achieved_fractions():
         assert re.search(rf"{split}\s+\d+\s+{size}\s+{size / 100:g}", message)
 
 
+@pytest.mark.jax
 def test_containers_keep_their_type(rng):
     n = 50
     x = rng.normal(size=(n, 3))
@@ -292,7 +296,8 @@ def test_too_small_class_names_class_and_count():
         (
             {"dev_size": 0.01, "test_size": 0.01},
             ValueError,
-            r"test split would be empty.*dev_size=0.01",
+            r"test split would be empty.*Received: train_size=None, "
+            r"dev_size=0.01, test_size=0.01\. Give the test split a larger size",
         ),
         ({"dev_size": 10, "test_size": 10}, ValueError, r"train split would be empty"),
         (
@@ -364,3 +369,46 @@ def test_quantiles_need_a_numeric_target():
         ValueError, match=r"`y`.*1-D numeric target.*stratify='quantiles'"
     ):
         train_dev_test_split(np.arange(20), np.array(["a"] * 20), stratify="quantiles")
+
+
+SPARSE_FORMATS = ("bsr", "coo", "csc", "csr", "dia", "dok", "lil")  # all of SciPy's
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("kind", ["matrix", "array"])
+@pytest.mark.parametrize("fmt", SPARSE_FORMATS)
+def test_every_sparse_format(fmt, kind, rng):
+    x = rng.normal(size=(40, 4)) * (rng.random((40, 4)) < 0.5)
+    sparse = getattr(scipy.sparse, f"{fmt}_{kind}")(x)
+    out = train_dev_test_split(x, {"x": sparse}, random_state=0)
+    indices = TrainDevTestSplit(random_state=0).split(sparse)
+    for dense, part, idx in zip(out[:3], out[3:], indices, strict=True):
+        part = part["x"]
+        assert scipy.sparse.issparse(part)
+        # Formats that index rows keep theirs; the others come back as CSR.
+        assert part.format == (fmt if fmt in ("csr", "csc", "lil") else "csr")
+        assert (kind == "array") == isinstance(part, scipy.sparse.sparray)
+        np.testing.assert_array_equal(part.toarray(), dense)
+        np.testing.assert_array_equal(dense, x[idx])
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("n", [30, 1001])
+def test_boolean_and_int8_labels_stratify(n, rng):
+    y = rng.random(n) < 0.3
+    for labels in (y, np.where(y, 127, -128).astype(np.int8)):
+        train, dev, test = TrainDevTestSplit(random_state=0).split(n, stratify=labels)
+        _partition(n, [train, dev, test])
+        for idx, size in zip((train, dev, test), resolve_sizes(n), strict=True):
+            assert len(idx) == size
+            assert abs(y[idx].sum() - y.sum() * size / n) < 1
+    # The same split as the 0/1 integer labels, and as train_dev_test_split.
+    as_int = TrainDevTestSplit(random_state=0).split(n, stratify=y.astype(int))
+    out = train_dev_test_split(np.arange(n), stratify=y, random_state=0)
+    for a, b in zip(as_int, out, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_too_small_boolean_class_names_it():
+    with pytest.raises(ValueError, match=r"class True has 2"):
+        train_dev_test_split(np.arange(22), stratify=np.arange(22) < 2)

@@ -1,10 +1,17 @@
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from keras_tricks.data import split_dataset
-from keras_tricks.data.hashing import hash_uniform_numpy, splitmix64
-from keras_tricks.data.stream import hash_uniform
+if keras.backend.backend() != "tensorflow":
+    # split_dataset streams tf.data: TensorFlow-specific by design. Skipping
+    # here spares the JAX run the import of TensorFlow.
+    pytest.skip("split_dataset is TensorFlow-specific", allow_module_level=True)
+
+import tensorflow as tf  # noqa: E402
+
+from keras_tricks.data import split_dataset  # noqa: E402
+from keras_tricks.data.hashing import hash_uniform_numpy, splitmix64  # noqa: E402
+from keras_tricks.data.stream import hash_uniform  # noqa: E402
 
 
 def _ids(dataset, pick=lambda e: e):
@@ -29,23 +36,59 @@ def test_tf_hash_equals_numpy_formula(seed):
     )
 
 
-def test_every_element_exactly_once_at_the_hashed_split():
+def _expected_split(n, dev, test, seed):
+    u = hash_uniform_numpy(np.arange(n), seed)
+    return np.where(u < test, 2, np.where(u < test + dev, 1, 0))
+
+
+@pytest.mark.parametrize("batch_size", [None, 100])
+def test_every_element_exactly_once_at_the_hashed_split(batch_size):
     n, dev, test = 5000, 0.1, 0.2
     parts = split_dataset(
-        tf.data.Dataset.range(n), dev_size=dev, test_size=test, seed=3
+        tf.data.Dataset.range(n),
+        dev_size=dev,
+        test_size=test,
+        seed=3,
+        batch_size=batch_size,
     )
-    u = hash_uniform_numpy(np.arange(n), 3)
-    expected = np.where(u < test, 2, np.where(u < test + dev, 1, 0))
+    expected = _expected_split(n, dev, test, 3)
     for split, part in enumerate(parts):
-        np.testing.assert_array_equal(_ids(part), np.flatnonzero(expected == split))
+        if batch_size is not None:
+            part = part.unbatch()
+        ids = _batched_ids(part, lambda b: b)
+        np.testing.assert_array_equal(ids, np.flatnonzero(expected == split))
+
+
+def test_batch_size_gives_the_batches_of_batch():
+    """`batch_size=b` yields what `.batch(b)` of the element split yields, for
+    a given key and for variable-shape elements (the position key: above)."""
+    x = np.arange(2500)
+    sources = [
+        (tf.data.Dataset.from_tensor_slices({"id": x, "x": x * 2.0}), _by_id),
+        # Unknown static shape, equal actual shapes: the per-element path.
+        (tf.data.Dataset.range(300).map(lambda i: tf.range(i, i + 2)), None),
+    ]
+    for source, key in sources:
+        options = {"dev_size": 0.2, "test_size": 0.2, "key": key, "seed": 1}
+        plain = split_dataset(source, **options)
+        batched = split_dataset(source, **options, batch_size=50)
+        for a, b in zip(plain, batched, strict=True):
+            want = list(a.batch(50).as_numpy_iterator())
+            got = list(b.as_numpy_iterator())
+            assert len(got) == len(want) > 1
+            for w, g in zip(want, got, strict=True):
+                tf.nest.map_structure(np.testing.assert_array_equal, w, g)
+
+
+def _by_id(e):
+    return e["id"]
 
 
 def test_variable_shape_elements_use_positions_too():
     n = 400
     source = tf.data.Dataset.range(n).map(lambda i: tf.range(i % 3))
     parts = split_dataset(source, dev_size=0.25, test_size=0.25, seed=5)
-    u = hash_uniform_numpy(np.arange(n), 5)
-    expected = np.where(u < 0.25, 2, np.where(u < 0.5, 1, 0))
+    expected = _expected_split(n, 0.25, 0.25, 5)
     for split, part in enumerate(parts):
         lengths = [len(e) for e in part.as_numpy_iterator()]
         np.testing.assert_array_equal(lengths, np.flatnonzero(expected == split) % 3)
@@ -121,7 +164,10 @@ def test_seed_changes_the_split():
         ({"dev_size": 0.5, "test_size": 0.5}, ValueError, r"less than 1"),
         ({"key": "id"}, TypeError, r"`key`.*key='id'"),
         ({"seed": -1}, ValueError, r"seed=-1"),
-        ({"key": lambda e: tf.cast(e, "float32")}, TypeError, r"float32"),
+        ({"key": lambda e: tf.cast(e, "float32")}, TypeError, r"`key`.*float32"),
+        ({"key": lambda e: tf.stack([e, e])}, TypeError, r"`key`.*scalar.*\(2,\)"),
+        ({"batch_size": 0}, ValueError, r"`batch_size`.*batch_size=0"),
+        ({"batch_size": 8.0}, TypeError, r"`batch_size`.*batch_size=8.0"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

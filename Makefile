@@ -17,10 +17,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/keras-tricks demo
 
-# The whole suite on TensorFlow, then the tests marked `jax` on JAX.
+# Lint and type-check, the whole suite on TensorFlow (it also builds the wheel,
+# the sdist and the docs site), the docstring examples, then the tests marked
+# `jax` on JAX.
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy keras_tricks
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --doctest-modules keras_tricks
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m jax
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
@@ -38,10 +43,9 @@ bench: $(STAMP)
 		     "apt-get: apt-get install dataset-fashion-mnist); using digits."
 	$(BIN)/python -m benchmarks
 
-# The site's "Benchmark results" page is the committed benchmarks/RESULTS.md.
+# The site's "Benchmark results" page includes benchmarks/RESULTS.md as it is.
 docs: $(STAMP)
-	cp benchmarks/RESULTS.md docs/results.md
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) site
+	rm -rf $(VENV) site build dist .mypy_cache

@@ -54,7 +54,9 @@ def main(argv=None):
     )
     normalize = keras.layers.Normalization()
     normalize.adapt(x_train)  # statistics of the training split only
-    x_train, x_dev, x_test = (normalize(a).numpy() for a in (x_train, x_dev, x_test))
+    x_train, x_dev, x_test = (
+        keras.ops.convert_to_numpy(normalize(a)) for a in (x_train, x_dev, x_test)
+    )
 
     with tempfile.TemporaryDirectory() as scratch:
         tuner = keras_tuner.RandomSearch(

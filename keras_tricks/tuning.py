@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import typing
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
@@ -45,7 +46,7 @@ from keras_tricks._validation import invalid
 from keras_tricks.report import Report
 from keras_tricks.tricks import Setup
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     import keras_tuner
 else:
     keras_tuner = require("keras_tuner", "tuner", "keras_tricks.tuning")

@@ -68,3 +68,11 @@ def test_lazy_subpackages_load_on_first_use():
     assert "studies" in dir(keras_tricks)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         keras_tricks.nope  # noqa: B018
+
+
+def test_lazy_lab_names_are_its_all_and_resolve():
+    import keras_tricks.lab as lab
+
+    assert sorted(lab.__all__) == sorted([*lab._EXPORTS, *lab._DATASETS])
+    for name in lab.__all__:
+        assert getattr(lab, name) is not None

@@ -10,7 +10,24 @@ be read without importing Keras.
 """
 
 import importlib
+import typing
 from typing import Any
+
+if typing.TYPE_CHECKING:  # what the names are, for type checkers and the docs
+    from keras_tricks.datasets import LabDataset, load_dataset, load_lab_dataset
+    from keras_tricks.lab.ablation import (
+        DEFAULT_TRICKS,
+        TRICKS,
+        AblationResult,
+        build_variant,
+        make_split,
+        run_ablation,
+        split_dataset,
+    )
+    from keras_tricks.lab.models import cnn, mlp
+    from keras_tricks.lab.output import FILES, plot_curves, plot_effects, write_outputs
+    from keras_tricks.lab.scenarios import SCENARIOS, Scenario, Variant, variants
+    from keras_tricks.lab.statistics import paired_interval, verdict
 
 _EXPORTS = {
     "AblationResult": "ablation",
@@ -35,7 +52,30 @@ _EXPORTS = {
 }
 _DATASETS = ("LabDataset", "load_dataset", "load_lab_dataset")
 
-__all__ = sorted([*_EXPORTS, *_DATASETS])
+__all__ = [
+    "AblationResult",
+    "DEFAULT_TRICKS",
+    "FILES",
+    "LabDataset",
+    "SCENARIOS",
+    "Scenario",
+    "TRICKS",
+    "Variant",
+    "build_variant",
+    "cnn",
+    "load_dataset",
+    "load_lab_dataset",
+    "make_split",
+    "mlp",
+    "paired_interval",
+    "plot_curves",
+    "plot_effects",
+    "run_ablation",
+    "split_dataset",
+    "variants",
+    "verdict",
+    "write_outputs",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -102,6 +102,15 @@ PAIRS = [
         1.5,
     ),
     (
+        "DropConnectDense(0.3) vs Dense + Dropout(0.3)",
+        lambda: [DropConnectDense(512, 0.3, activation="relu")],
+        lambda: [
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dropout(0.3),
+        ],
+        1.5,
+    ),
+    (
         "DropConnectDense vs Dense (no dropout)",
         lambda: [DropConnectDense(512, 0.5, activation="relu")],
         lambda: [keras.layers.Dense(512, activation="relu")],

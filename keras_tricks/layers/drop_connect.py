@@ -11,8 +11,10 @@ from keras import ops
 from keras_tricks._validation import check_number, check_rank
 
 MASK_BITS = 15
-"""Bits of each uniform number the masks are drawn from: two per random
-32-bit word, so a kernel of `n` weights costs `n / 2` random words."""
+"""Most bits of each uniform number the masks are drawn from. A rate that is
+a multiple of `2**-k` for a smaller `k` (0.5: 1 bit, 0.25: 2 bits) uses `k`
+bits; every random 30-bit word gives `30 // k` numbers."""
+WORD_BITS = 30
 
 
 @keras.saving.register_keras_serializable(package="keras_tricks")
@@ -31,12 +33,15 @@ class DropConnectDense(keras.layers.Dense):
     draws one per example; that needs a `(batch, in, out)` mask and a batched
     matmul, far slower). The bias is not dropped.
 
-    The mask is drawn from 15-bit uniform numbers, two per random 32-bit
-    word: random numbers are most of the layer's cost, and this halves them.
-    The drop probability is therefore `rate` rounded to a multiple of
-    `2**-15` (within 1.5e-5 of it; exact for rates such as 0.5 or 0.25), and
-    the kept weights are rescaled by `1 / (1 - that probability)`, so that
-    the expected output is exactly the Dense layer's.
+    Random numbers are most of the layer's cost, so the mask is drawn from
+    `k`-bit uniform numbers packed into random 30-bit words, `k` the fewest
+    bits that represent `rate` exactly, at most 15: one bit per weight for
+    `rate=0.5` (30 weights per random word), two for 0.25 or 0.75, fourteen
+    for 0.3 (two per word). The drop probability is therefore `rate` rounded
+    to a multiple of `2**-15` below 1 (within 1.5e-5 of it for rates up to
+    0.99998; exact for rates such as 0.5 or 0.375), and the kept weights are rescaled by
+    `1 / (1 - that probability)`, so that the expected output is exactly the
+    Dense layer's.
 
     Args:
         units: output dimension, as in `Dense`.
@@ -98,17 +103,36 @@ def _scaled_mask(
 ) -> Any:
     """`M / (1 - p)` with `M ~ Bernoulli(1 - p)`, `p` = `rate` in 15-bit steps.
 
-    Each random 32-bit word (drawn in [0, 2**30)) gives two 15-bit uniform
-    integers `u`; a weight is kept when `u >= round(rate * 2**15)`.
+    `threshold / 2**bits` is `p` with the fewest `bits`; each random word
+    (drawn in [0, 2**30)) gives `30 // bits` uniform integers `u` of `bits`
+    bits, and a weight is kept when `u >= threshold`.
     """
+    bits, threshold = _mask_bits(rate)
+    levels = 2**bits
+    per_word = WORD_BITS // bits
     size = math.prod(shape)
-    levels = 2**MASK_BITS
     words = keras.random.randint(
-        (-(-size // 2),), 0, levels * levels, dtype="int32", seed=seed
+        (-(-size // per_word),), 0, 2**WORD_BITS, dtype="int32", seed=seed
     )
-    uniform = ops.concatenate(
-        [ops.bitwise_and(words, levels - 1), ops.right_shift(words, MASK_BITS)]
-    )
-    threshold = round(rate * levels)
+    fields = [
+        ops.bitwise_and(ops.right_shift(words, bits * i), levels - 1)
+        for i in range(per_word)
+    ]
+    uniform = ops.concatenate(fields) if per_word > 1 else fields[0]
     keep = ops.reshape(uniform[:size] >= threshold, shape)
     return ops.cast(keep, dtype) * (levels / (levels - threshold))
+
+
+def _mask_bits(rate: float) -> tuple[int, int]:
+    """The fewest bits `k <= 15` and the integer `t` with `t / 2**k` = `rate`
+    rounded to a multiple of `2**-15` (at most `1 - 2**-15`).
+
+    >>> _mask_bits(0.5), _mask_bits(0.75), _mask_bits(0.3), _mask_bits(0.99999)
+    ((1, 1), (2, 3), (14, 4915), (15, 32767))
+    """
+    threshold = min(round(rate * 2**MASK_BITS), 2**MASK_BITS - 1)
+    bits = MASK_BITS
+    while bits > 1 and threshold % 2 == 0:
+        threshold //= 2
+        bits -= 1
+    return bits, threshold

@@ -7,6 +7,7 @@ from keras_tricks.layers import (
     DropConnectDense,
     DropPath,
     MCDropout,
+    drop_connect,
     mc_predict,
 )
 
@@ -151,6 +152,40 @@ def test_drop_connect_drop_probability_and_unbiased_scale(rate):
     assert dropped == pytest.approx(rate, abs=error)
     p = round(rate * 2**15) / 2**15
     np.testing.assert_allclose(scaled[scaled != 0], 1 / (1 - p), rtol=1e-6)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize(
+    ("rate", "bits", "threshold"),
+    [(0.5, 1, 1), (0.25, 2, 1), (0.75, 2, 3), (0.375, 3, 3), (0.3, 14, 4915)],
+)
+def test_drop_connect_draws_the_fewest_bits_that_represent_the_rate(
+    rate, bits, threshold
+):
+    assert drop_connect._mask_bits(rate) == (bits, threshold)
+    assert threshold / 2**bits == round(rate * 2**15) / 2**15
+
+
+@pytest.mark.jax
+def test_drop_connect_packed_masks_are_independent_bernoulli():
+    """Rate 0.5 packs 30 one-bit masks per random word. On 601 x 601 weights
+    (not a multiple of 30): the dropped fraction is 0.5 within 4 standard
+    errors, and the weights that share a word (the fields are concatenated,
+    so weight i and weight i + size/30 share one) agree half the time."""
+    layer = DropConnectDense(601, 0.5, seed=3, kernel_initializer="ones")
+    kept = _np(layer(np.eye(601, dtype="float32"), training=True)).ravel() != 0
+    error = 4 * np.sqrt(0.25 / kept.size)
+    assert kept.mean() == pytest.approx(0.5, abs=error)
+    stride = -(-kept.size // 30)
+    agree = np.mean(kept[:-stride] == kept[stride:])
+    assert agree == pytest.approx(0.5, abs=4 * np.sqrt(0.25 / (kept.size - stride)))
+
+
+def test_drop_connect_rate_next_to_one_drops_almost_everything():
+    layer = DropConnectDense(64, 0.99999, seed=0, kernel_initializer="ones")
+    out = _np(layer(np.eye(64, dtype="float32"), training=True))
+    assert np.all(np.isfinite(out))
+    assert set(np.unique(out)) <= {0.0, 2.0**15}
 
 
 def test_drop_connect_accepts_every_dense_argument(rng):

@@ -7,7 +7,10 @@ backend other than TensorFlow the unmarked tests are skipped, not failed.
 
 Determinism: every test starts from `keras.utils.set_random_seed(0)`, and
 TensorFlow runs deterministic kernels (`enable_op_determinism`), so a training
-test gives the same numbers under any thread scheduling.
+test gives the same numbers under any thread scheduling. Keras turns
+`jit_compile=True` off while op determinism is on (`model_supports_jit`), so
+the tests marked `xla` run with it off: they are the ones that check XLA
+compilation, and XLA's CPU code is deterministic by itself.
 """
 
 import os
@@ -45,6 +48,24 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _seeded():
     keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _xla(request):
+    """Op determinism off for a test marked `xla` on TensorFlow (see above).
+
+    TensorFlow has no public switch back; its own tests use this function.
+    """
+    if BACKEND != "tensorflow" or request.node.get_closest_marker("xla") is None:
+        yield
+        return
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_op_determinism()
 
 
 @pytest.fixture(scope="session")

@@ -59,6 +59,7 @@ def test_gradient_flows_into_both_sides(rng):
     np.testing.assert_allclose(grad_b, -expected, atol=1e-6)
 
 
+@pytest.mark.xla
 @pytest.mark.jax
 def test_frozen_reference_stays_fixed_and_pulls(rng):
     model, a, b = _towers()
@@ -135,6 +136,7 @@ def test_reference_outside_the_saved_model_fails_clearly(tmp_path):
         _ = loaded.losses
 
 
+@pytest.mark.xla
 def test_jit_compiled_fit_and_mirrored_strategy(strategy, rng):
     x, y = rng.normal(size=(64, 8)), [rng.normal(size=(64, 4))] * 2
     results = []

@@ -24,6 +24,7 @@ def test_formula(factor, min_lr, start_epoch, rng):
     assert float(model.optimizer.learning_rate) == pytest.approx(final, rel=1e-6)
 
 
+@pytest.mark.xla
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_never_retraces(jit_compile, rng):
     x, y = linear_data(rng)
@@ -36,6 +37,7 @@ def test_never_retraces(jit_compile, rng):
     assert counts[0] == counts[1]
 
 
+@pytest.mark.xla
 @pytest.mark.jax
 def test_changes_the_sgd_step_inside_a_jit_compiled_fit():
     # One weight, mse of Dense(1, no bias) on x = 1, y = 0: grad = 2 w, so each

@@ -111,6 +111,7 @@ def test_model_with_named_initializer_round_trips(name, tmp_path, rng):
     )
 
 
+@pytest.mark.xla
 def test_trains_with_jit_compile(rng):
     model = keras.Sequential(
         [

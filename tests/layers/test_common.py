@@ -85,9 +85,11 @@ def test_deterministic_layers_round_trip(name, tmp_path, rng):
     assert_roundtrip(model, rng.normal(size=(8, 6)), tmp_path)
 
 
+@pytest.mark.xla
 def test_jit_compiled_fit(rng):
     model = _model()
     model.compile("adam", "sparse_categorical_crossentropy", jit_compile=True)
+    assert model.jit_compile  # the `xla` marker keeps Keras from turning it off
     x, y = _data(rng, rows=40)  # the last batch (8 rows) is a partial one
     history = model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
@@ -175,6 +177,7 @@ def _rows_differ(y_true, y_pred):
     return keras.ops.broadcast_to(keras.ops.max(spread), keras.ops.shape(y_pred)[:1])
 
 
+@pytest.mark.xla
 @pytest.mark.jax
 def test_training_masks_inside_a_jit_compiled_fit():
     """The metrics see the training outputs of each layer on inputs of ones,

@@ -258,6 +258,7 @@ def test_the_per_replica_batch_counts_under_a_data_parallel_distribution(
         GhostBatchNormalization(8)(x, training=True)
 
 
+@pytest.mark.xla
 @pytest.mark.jax
 def test_fit_with_a_partial_last_batch_under_jit(rng):
     """44 rows in batches of 16: the last one (12 rows, traced with a static
@@ -274,6 +275,7 @@ def test_fit_with_a_partial_last_batch_under_jit(rng):
     np.testing.assert_allclose(_np(layer.moving_variance), variance, atol=1e-5)
 
 
+@pytest.mark.xla
 @pytest.mark.jax
 @pytest.mark.skipif(
     BACKEND == "tensorflow",

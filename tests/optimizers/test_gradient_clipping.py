@@ -429,6 +429,7 @@ def test_loss_scaling_inside_under_mixed_precision_is_refused(digits, mixed_prec
         _policy_run(x[:32], y[:32], make)
 
 
+@pytest.mark.xla
 @pytest.mark.parametrize("jit", [False, True], ids=["eager-graph", "jit"])
 def test_adaptive_with_exclude_trains_in_fit(digits, jit):
     """Issue 12 item 2: the excluded head takes the plain SGD step."""
@@ -548,6 +549,7 @@ def test_skipped_step_shows_as_nan_in_the_epoch_loss(digits):
     assert int(model.optimizer.skipped_steps.numpy()) == 1
 
 
+@pytest.mark.xla
 @pytest.mark.jax
 @pytest.mark.parametrize(
     ("mode", "threshold"),
@@ -570,6 +572,7 @@ def test_fit_matches_numpy_on_every_backend(mode, threshold):
             keras.optimizers.SGD(0.1), mode=mode, threshold=threshold, exclude=exclude
         )
     )
+    assert net.jit_compile
     net.fit(x, y, batch_size=_linear.BATCH, shuffle=False, verbose=0)
     weights, clipped_steps, skipped_steps = _linear.weights(), 0, 0
     for xb, yb in _linear.batches(x, y):

@@ -65,6 +65,20 @@ def _fitter(model, x, y):
     return fit
 
 
+def _drop_connect_pair(title, rate):
+    """DropConnect at `rate` against Dense + Dropout at the same rate (goal
+    1.5x): the random bits a mask needs depend on the rate."""
+    return (
+        title,
+        lambda: [DropConnectDense(512, rate, activation="relu")],
+        lambda: [
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dropout(rate),
+        ],
+        1.5,
+    )
+
+
 PAIRS = [
     (
         "ClassicDropout vs Dropout",
@@ -92,24 +106,8 @@ PAIRS = [
         ],
         1.3,
     ),
-    (
-        "DropConnectDense vs Dense + Dropout",
-        lambda: [DropConnectDense(512, 0.5, activation="relu")],
-        lambda: [
-            keras.layers.Dense(512, activation="relu"),
-            keras.layers.Dropout(0.5),
-        ],
-        1.5,
-    ),
-    (
-        "DropConnectDense(0.3) vs Dense + Dropout(0.3)",
-        lambda: [DropConnectDense(512, 0.3, activation="relu")],
-        lambda: [
-            keras.layers.Dense(512, activation="relu"),
-            keras.layers.Dropout(0.3),
-        ],
-        1.5,
-    ),
+    _drop_connect_pair("DropConnectDense vs Dense + Dropout", 0.5),
+    _drop_connect_pair("DropConnectDense(0.3) vs Dense + Dropout(0.3)", 0.3),
     (
         "DropConnectDense vs Dense (no dropout)",
         lambda: [DropConnectDense(512, 0.5, activation="relu")],

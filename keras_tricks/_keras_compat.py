@@ -14,6 +14,7 @@ raises.
 """
 
 import contextlib
+import functools
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -154,6 +155,11 @@ def clipping_replaced(
 
 
 TENSORFLOW_INTERNALS = {
+    "tensorflow.python.ops.resource_variable_ops.BaseResourceVariable": (
+        "GradientClipping(skip_nonfinite=True) on one TensorFlow replica (a "
+        "skipped step masks the inner optimizer's assignments instead of "
+        "running it under a cond)"
+    ),
     "tf.__internal__.distribute.strategy_supports_no_merge_call": (
         "GradientClipping(skip_nonfinite=True) under tf.distribute (whether a "
         "skipped step may run under a cond in the replica context)"
@@ -258,3 +264,107 @@ def calling_instance(cls):
             return candidate
         frame = frame.f_back
     return None
+
+
+_MASKS = threading.local()
+
+
+@contextlib.contextmanager
+def masked_assignments(keep: Any) -> Iterator[None]:
+    """TensorFlow variable assignments made in the block take effect where `keep`.
+
+    Every `assign`, `assign_add`, `assign_sub`, `scatter_add`,
+    `scatter_sub` and `scatter_update` of a TensorFlow resource variable (what Keras's
+    optimizers, weight decay, EMA, constraints and the iteration counter
+    all end in) traced by this thread inside the block writes
+    `where(keep, new value, current value)`. `keep` is a boolean scalar
+    tensor. Under XLA the selection fuses into the update's own elementwise
+    kernel, where a `cond` around the update would copy every variable it
+    assigns. Other threads' assignments are left alone.
+
+    The methods of TensorFlow's `BaseResourceVariable` and its subclasses
+    (TensorFlow 2.21, `tensorflow.python.ops.resource_variable_ops`) are
+    replaced for the block, reference counted like `patched`.
+    """
+    stack = _MASKS.__dict__.setdefault("stack", [])
+    stack.append(keep)
+    try:
+        with contextlib.ExitStack() as patches:
+            for cls, name in _assignment_methods():
+                patches.enter_context(patched(cls, name, _masked_method(cls, name)))
+            yield
+    finally:
+        stack.pop()
+
+
+def _assignment_methods() -> list[tuple[type, str]]:
+    """`(class, method)` of every assignment method of the resource variables.
+
+    `BaseResourceVariable` defines them; subclasses may wrap them again
+    (TensorFlow 2.21's `weak_tensor_ops` does on `ResourceVariable`).
+    """
+    from tensorflow.python.ops import resource_variable_ops
+
+    classes = [resource_variable_ops.BaseResourceVariable]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    return [(cls, name) for cls in classes for name in _MASKING if name in vars(cls)]
+
+
+def _current_mask() -> Any:
+    stack = getattr(_MASKS, "stack", None)
+    return stack[-1] if stack else None
+
+
+@functools.cache
+def _masked_method(cls: type, name: str) -> Callable:
+    original = vars(cls)[name]
+    masking = _MASKING[name]
+
+    @functools.wraps(original)
+    def method(self: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+        keep = _current_mask()
+        if keep is not None:
+            value = masking(keep, self, value)
+        return original(self, value, *args, **kwargs)
+
+    return method
+
+
+def _masked_value(keep: Any, variable: Any, value: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.where(keep, tf.cast(value, variable.dtype), variable.value())
+
+
+def _masked_delta(keep: Any, variable: Any, delta: Any) -> Any:
+    import tensorflow as tf
+
+    delta = tf.cast(delta, variable.dtype)
+    return tf.where(keep, delta, tf.zeros_like(delta))
+
+
+def _masked_sparse_delta(keep: Any, variable: Any, sparse_delta: Any) -> Any:
+    import tensorflow as tf
+
+    values = _masked_delta(keep, variable, sparse_delta.values)
+    return tf.IndexedSlices(values, sparse_delta.indices, sparse_delta.dense_shape)
+
+
+def _masked_sparse_update(keep: Any, variable: Any, sparse_delta: Any) -> Any:
+    import tensorflow as tf
+
+    current = tf.gather(variable.value(), sparse_delta.indices)
+    values = tf.where(keep, tf.cast(sparse_delta.values, variable.dtype), current)
+    return tf.IndexedSlices(values, sparse_delta.indices, sparse_delta.dense_shape)
+
+
+_MASKING = {
+    "assign": _masked_value,
+    "assign_add": _masked_delta,
+    "assign_sub": _masked_delta,
+    "scatter_add": _masked_sparse_delta,
+    "scatter_sub": _masked_sparse_delta,
+    "scatter_update": _masked_sparse_update,
+}
+"""How each assignment method's argument is masked."""

@@ -134,6 +134,54 @@ def test_forgotten_custom_gradients_leave_the_registry():
     assert names == [] and not set(recorded) & set(registry._registry)
 
 
+@pytest.mark.xla
+@pytest.mark.parametrize("jit", [False, True])
+def test_masked_assignments_mask_every_assignment_method(jit):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow variables")
+
+    import tensorflow as tf
+
+    variable = tf.Variable([1.0, 2.0, 3.0])
+    sparse = tf.IndexedSlices(tf.constant([5.0]), tf.constant([1]), tf.constant([3]))
+
+    @tf.function(jit_compile=jit)
+    def step(keep):
+        with _keras_compat.masked_assignments(keep):
+            variable.assign([4.0, 4.0, 4.0])
+            variable.assign_add([1.0, 2.0, 3.0])
+            variable.assign_sub([0.5, 0.5, 0.5])
+            variable.scatter_add(sparse)
+            variable.scatter_sub(tf.IndexedSlices(2 * sparse.values, sparse.indices))
+            variable.scatter_update(tf.IndexedSlices([np.nan], [0]))
+
+    methods = _keras_compat._assignment_methods()
+    assert {name for _, name in methods} == set(_keras_compat._MASKING)
+    before = {(cls, name): vars(cls)[name] for cls, name in methods}
+    step(tf.constant(False))
+    np.testing.assert_array_equal(variable.numpy(), [1.0, 2.0, 3.0])
+    step(tf.constant(True))
+    # 4 + (1, 2, 3) - 0.5, then +5 -10 at index 1, then NaN at index 0.
+    np.testing.assert_array_equal(variable.numpy(), [np.nan, 0.5, 6.5])
+    assert {(cls, name): vars(cls)[name] for cls, name in methods} == before
+
+
+def test_masked_assignments_leave_other_threads_alone():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow variables")
+    import threading
+
+    import tensorflow as tf
+
+    variable = tf.Variable(0.0)
+    with _keras_compat.masked_assignments(tf.constant(False)):
+        variable.assign_add(1.0)
+        other = threading.Thread(target=variable.assign_add, args=(10.0,))
+        other.start()
+        other.join()
+    assert float(variable.numpy()) == 10.0
+
+
 def test_saveable_base_is_what_keras_saving_walks():
     assert isinstance(keras.layers.Dense(1), _keras_compat.SAVEABLE_BASE)
     assert isinstance(keras.optimizers.SGD(), _keras_compat.SAVEABLE_BASE)

@@ -5,12 +5,12 @@ the all-reduce (tensorflow/tensorflow#33929). To clip the gradient of the
 global batch, `GradientClipping` sums the gradients over the replicas first.
 Outside a `tf.distribute` strategy, or on another backend, these are no-ops.
 
-A skipped step is a `cond` around the inner optimizer's update. On
-TensorFlow that is a plain `cond` (or one in the cross-replica context, see
-`apply_if`); on JAX, where the train step is traced functionally, the
-branches run in a `keras.StatelessScope` and return the new values of the
-variables, which are assigned after the `cond` (the pattern of Keras's own
-`LossScaleOptimizer.stateless_apply`).
+A skipped step is the inner optimizer's update with every assignment masked
+by the step's finiteness (see `apply_if`): on TensorFlow the variables'
+assignments are masked as they are traced; on JAX, where the train step is
+traced functionally, the update runs in a `keras.StatelessScope` and each
+new value is selected against the old one. Across TensorFlow replicas it is
+a `cond` around the update.
 """
 
 from collections.abc import Callable, Sequence
@@ -62,26 +62,32 @@ def all_reduce_mean(grads: Sequence[Any]) -> list[Any]:
 def apply_if(
     condition: Any,
     apply_fn: Callable[..., Any],
-    skip_fn: Callable[[], Any],
     args: Sequence[Any],
     variables: Sequence[keras.Variable],
 ) -> None:
-    """Runs `apply_fn(*args)` if `condition`, else `skip_fn()`, in any context.
+    """Runs `apply_fn(*args)`; its assignments take effect only if `condition`.
 
-    `variables` are all the variables either branch may assign (used on JAX).
+    `variables` are all the variables `apply_fn` may assign (used on JAX).
 
-    A branch that calls the inner optimizer's `merge_call` cannot run under a
-    `cond` in a replica context (the pattern of Keras's `LossScaleOptimizer`):
-    there the `cond` runs in the cross-replica context instead. `condition`
-    must be equal on every replica (it is computed from all-reduced
-    gradients).
+    On one replica nothing is branched: every assignment writes
+    `where(condition, new value, current value)`, which XLA fuses into the
+    update (a `cond` would copy every weight and slot it assigns, each step).
+    Across replicas the update runs under a `cond`; a branch that calls the
+    inner optimizer's `merge_call` cannot run under a `cond` in a replica
+    context (the pattern of Keras's `LossScaleOptimizer`), so there the
+    `cond` runs in the cross-replica context. `condition` must be equal on
+    every replica (it is computed from all-reduced gradients).
     """
     if keras.backend.backend() == "jax":
-        _functional_cond(condition, lambda: apply_fn(*args), skip_fn, variables)
+        _masked_stateless(condition, lambda: apply_fn(*args), variables)
         return
     tf = _tf()
-    if tf is None or replicas() == 1 or _keras_compat.strategy_supports_no_merge_call():
-        ops.cond(condition, lambda: apply_fn(*args), skip_fn)
+    if replicas() == 1:
+        with _keras_compat.masked_assignments(condition):
+            apply_fn(*args)
+        return
+    if _keras_compat.strategy_supports_no_merge_call():
+        ops.cond(condition, lambda: apply_fn(*args), lambda: None)
         return
 
     def cross_replica(distribution: Any, condition: Any, args: tuple) -> None:
@@ -89,7 +95,7 @@ def apply_if(
         ops.cond(
             first,
             lambda: distribution.extended.call_for_each_replica(apply_fn, args=args),
-            skip_fn,
+            lambda: None,
         )
 
     tf.distribute.get_replica_context().merge_call(
@@ -97,28 +103,19 @@ def apply_if(
     )
 
 
-def _functional_cond(
-    condition: Any,
-    true_fn: Callable[[], Any],
-    false_fn: Callable[[], Any],
-    variables: Sequence[keras.Variable],
+def _masked_stateless(
+    condition: Any, fn: Callable[[], Any], variables: Sequence[keras.Variable]
 ) -> None:
-    """`cond` over stateful branches, for a functionally traced step (JAX).
+    """`fn()`'s assignments, kept only if `condition`, in a functional step (JAX).
 
-    An assignment inside a traced `cond` branch would leak the branch's
-    tracer into the variable; each branch instead runs in its own
-    `keras.StatelessScope` and returns the variables' new values.
+    `fn` runs in a `keras.StatelessScope`, so its assignments are new values
+    rather than effects on the traced variables; each variable then takes
+    `where(condition, new value, old value)`.
     """
-
-    def branch(fn: Callable[[], Any]) -> Callable[[], list]:
-        def run() -> list:
-            mapping = [(v, v.value) for v in variables]
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                fn()
-            return [scope.get_current_value(v) for v in variables]
-
-        return run
-
-    values = ops.cond(condition, branch(true_fn), branch(false_fn))
-    for variable, value in zip(variables, values, strict=True):
-        variable.assign(value)
+    mapping = [(v, v.value) for v in variables]
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        fn()
+    for variable, old in mapping:
+        new = scope.get_current_value(variable)
+        if new is not old:
+            variable.assign(ops.where(condition, new, old))

@@ -302,15 +302,26 @@ class GradientClipping(keras.optimizers.Optimizer):
                 _distribute.apply_if(
                     finite,
                     inner.apply,
-                    lambda: self._skip(clipped, squares),
                     args=(grads, trainable_variables),
                     variables=[*trainable_variables, *self.variables],
                 )
+                self._record_skip(finite, clipped, squares)
 
-    def _skip(self, clipped: list, squares: dict) -> None:
-        """Counts a skipped step and records its (non-finite) norms."""
-        self._skipped_steps.assign_add(ops.ones((), self._skipped_steps.dtype))
-        self._write_norms([v for _, v in clipped], [squares[id(g)] for g, _ in clipped])
+    def _record_skip(self, finite: Any, clipped: list, squares: dict) -> None:
+        """If not `finite`: counts a skipped step and records its norms."""
+        skipped = ops.logical_not(finite)
+        self._skipped_steps.assign_add(ops.cast(skipped, self._skipped_steps.dtype))
+        values = [squares[id(g)] for g, _ in clipped]
+        for record, value in (
+            (self._global_norm, ops.sqrt(_sum(values))),
+            (
+                self._variable_norms,
+                self._per_variable(
+                    [v for _, v in clipped], [ops.sqrt(s) for s in values]
+                ),
+            ),
+        ):
+            record.assign(ops.where(skipped, value, record.value))
 
     def _count_skipped(self, finite: Any) -> None:
         skipped = ops.logical_not(finite)
@@ -349,10 +360,9 @@ class GradientClipping(keras.optimizers.Optimizer):
             # Each replica holds the mean of the replicas' gradients; the
             # gradient of the global batch is their sum, n times as large.
             grads = [g * n for g in grads]
-        # The norms are computed here, inside the update, even when the
-        # finiteness test computed them before: left with elementwise work
-        # only, the skip `cond` is turned by XLA into a select between
-        # copies of every weight and slot, which moves twice the bytes.
+        # The norms are those of the gradients Keras clips (unscaled,
+        # accumulated); where they are the tensors the finiteness test
+        # reduced, XLA computes each reduction once.
         if self.mode == "adaptive":
             clipped, changed, squares = self._adaptive(grads, variables)
             total = self._write_norms(variables, squares)

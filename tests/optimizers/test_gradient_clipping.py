@@ -557,6 +557,73 @@ def test_skipped_step_shows_as_nan_in_the_epoch_loss(digits):
     assert int(model.optimizer.skipped_steps.numpy()) == 1
 
 
+_INNER = {
+    "AdamW": lambda: keras.optimizers.AdamW(0.05, weight_decay=0.1),
+    "EMA": lambda: keras.optimizers.Adam(0.05, use_ema=True, ema_overwrite_frequency=2),
+    "accumulation": lambda: keras.optimizers.SGD(
+        0.1, momentum=0.9, gradient_accumulation_steps=2
+    ),
+}
+
+
+def _constrained_net(optimizer, jit):
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(3, kernel_constraint=keras.constraints.MaxNorm(0.5)),
+            keras.layers.Dense(2, name="head"),
+        ]
+    )
+    net.compile(optimizer, "mse", jit_compile=jit)
+    return net
+
+
+@pytest.mark.jax
+@pytest.mark.xla
+@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("inner", sorted(_INNER))
+def test_a_skipped_step_is_as_if_its_batch_were_not_there(inner, jit):
+    """A skipped step changes no weight, slot, moving average, accumulator or
+    counter, whatever path the inner optimizer's update takes (decoupled
+    weight decay, EMA, gradient accumulation, a kernel constraint): training
+    on data with a NaN batch equals training on the data without it."""
+    x, y = _linear.data(n_batches=6)
+    weights = np.ones(len(x), "float32")
+    weights[2 * _linear.BATCH + 1] = np.nan  # batch 2 of 6
+    rest = np.r_[: 2 * _linear.BATCH, 3 * _linear.BATCH : len(x)]
+    nets = []
+    for rows in (slice(None), rest):
+        net = _constrained_net(GradientClipping(_INNER[inner](), threshold=0.5), jit)
+        assert net.jit_compile == jit
+        net.fit(
+            x[rows],
+            y[rows],
+            sample_weight=weights[rows] if rows is rest else weights,
+            batch_size=_linear.BATCH,
+            shuffle=False,
+            verbose=0,
+        )
+        nets.append(net)
+    skipped, absent = nets
+    assert int(skipped.optimizer.skipped_steps.numpy()) == 1
+    assert int(absent.optimizer.skipped_steps.numpy()) == 0
+    pairs = [
+        *zip(skipped.weights, absent.weights, strict=True),
+        *zip(skipped.optimizer.variables, absent.optimizer.variables, strict=True),
+    ]
+    for a, b in pairs:
+        if a.name == "skipped_steps":
+            continue
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(a),
+            keras.ops.convert_to_numpy(b),
+            rtol=1e-6,
+            atol=1e-7,
+            err_msg=a.path,
+        )
+
+
 @pytest.mark.xla
 @pytest.mark.jax
 @pytest.mark.parametrize(

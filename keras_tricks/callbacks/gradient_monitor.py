@@ -10,7 +10,7 @@ import numpy as np
 
 from keras_tricks._validation import check_bool, check_number, invalid
 from keras_tricks.callbacks._base import TrainingCallback
-from keras_tricks.optimizers._step_statistics import StepStatistics
+from keras_tricks.optimizers._step_statistics import StepStatistics, instrument
 from keras_tricks.optimizers.gradient_clipping import GradientClipping, _chain
 
 RATIO_EVERY = 16
@@ -63,8 +63,11 @@ class GradientMonitor(TrainingCallback):
     How: during `fit` the monitor sets `model.train_function` to its own
     train functions, made by Keras's `make_train_function` around a train
     step that observes the optimizer's step (the optimizer's `apply` is
-    replaced only while that step is traced). They are traced once per
-    `fit`, and once more for the sampled steps. The model's own train
+    replaced only while that step is traced). They are traced in the first
+    `fit`, once for the plain steps and once for the sampled ones, and kept
+    with the model, as Keras keeps its own: a later `fit` with the same
+    settings (by this monitor or a new one) reuses them until the model is
+    compiled again. The model's own train
     function is back after `fit`, also after a `fit` that raised: the next
     `fit` without this monitor restores it on its first step. The figures
     are summed on the device, with no host synchronisation per step (except
@@ -177,7 +180,7 @@ class GradientMonitor(TrainingCallback):
                 f"(the model was compiled with {model.steps_per_execution}): "
                 "each step hands its figures to the monitor."
             )
-        self._statistics = StepStatistics(
+        self._statistics = instrument(
             model, groups, clipper, self.ratio_every, self.stop_on_nonfinite
         )
         self._statistics.epoch_logs = self._epoch_logs

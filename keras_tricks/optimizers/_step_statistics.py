@@ -22,10 +22,15 @@ functional) is replaced by one that measures:
 The sums over the epoch live in Keras variables: on TensorFlow they are
 updated inside the compiled step; on JAX each step returns its figures and
 the dispatcher adds them up with one compiled call, outside the traced step.
+
+The instrumented train functions are kept on the model between fits
+(`instrument`), as Keras keeps `model.train_function`: a later `fit` with
+the same settings, by the same or a new monitor, compiles nothing again.
 """
 
 import contextlib
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +45,37 @@ STEP_KEY = "keras_tricks_gradient_statistics"
 
 ACCUMULATORS = ("steps", "nonfinite", "norm_sum", "norm_max", "ratio_steps")
 """Scalar sums over an epoch (and the per-layer `layer_norm_sum`, `ratio_sum`)."""
+
+
+_ATTRIBUTE = "_keras_tricks_step_statistics"
+"""The model attribute holding its last instrumentation (a plain object:
+Keras tracks neither it nor the variables inside it)."""
+
+
+def instrument(
+    model: keras.Model,
+    groups: np.ndarray,
+    clipper: Any,
+    ratio_every: int,
+    stop_on_nonfinite: bool,
+) -> "StepStatistics":
+    """Instruments `model` for one `fit`, reusing its last instrumentation.
+
+    The last one is reused when the model's train function, optimizer and
+    every setting are those it was made for (a `compile` since makes a new
+    train function, hence a new instrumentation).
+
+    Args: as `StepStatistics`.
+    """
+    last = model.__dict__.get(_ATTRIBUTE)
+    if last is not None and last.made_for(
+        model, groups, clipper, ratio_every, stop_on_nonfinite
+    ):
+        last.attach()
+        return last
+    statistics = StepStatistics(model, groups, clipper, ratio_every, stop_on_nonfinite)
+    model.__dict__[_ATTRIBUTE] = statistics
+    return statistics
 
 
 class StepStatistics:
@@ -104,7 +140,37 @@ class StepStatistics:
         for sampled in (False, True):
             for frozen in (False, True) if self.stop and self.jax else (False,):
                 self._variant(sampled, frozen)
+        # Their graphs go with this object (the registry alone would keep them).
+        weakref.finalize(
+            self, _keras_compat.forget_custom_gradients, self._custom_gradients
+        )
         model.train_function = self.dispatch
+
+    def made_for(
+        self,
+        model: keras.Model,
+        groups: np.ndarray,
+        clipper: Any,
+        ratio_every: int,
+        stop_on_nonfinite: bool,
+    ) -> bool:
+        """Whether this instrumentation serves a `fit` with these settings."""
+        return (
+            model.train_function is self.plain
+            and model.optimizer is self.optimizer
+            and clipper is self.clipper
+            and ratio_every == self.ratio_every
+            and stop_on_nonfinite == self.stop
+            and np.array_equal(groups, self.groups)
+        )
+
+    def attach(self) -> None:
+        """Instruments the model again for a new `fit` (stop flag cleared)."""
+        self.armed = self.last = self.frozen = False
+        self.epoch_logs = None
+        self.reset()
+        self.accumulators["stopped"].assign(ops.zeros((), "float32"))
+        self.model.train_function = self.dispatch
 
     # -- the dispatcher, model.train_function during the fit ---------------
 
@@ -152,12 +218,10 @@ class StepStatistics:
         }
 
     def restore(self) -> None:
-        """Puts the model's own train function back; drops the instrumented ones."""
+        """Puts the model's own train function back (a later `fit` may
+        `attach` this instrumentation again)."""
         if self.model.train_function == self.dispatch:
             self.model.train_function = self.plain
-        self._variants.clear()
-        # Their graphs are unused now; the registry alone would keep them.
-        _keras_compat.forget_custom_gradients(self._custom_gradients)
 
     # -- the instrumented train functions ----------------------------------
 
@@ -214,7 +278,7 @@ class StepStatistics:
                 lambda: _call(stopped.assign, 1.0),
             )
         else:
-            original(grads, variables)
+            original(_anchored(grads, squares), variables)
         if self.clipper is not None:
             squares, finite = self._clipper_squares(
                 self.clipper.variable_norms.value,
@@ -361,6 +425,31 @@ def _accumulator(name: str, shape: tuple) -> keras.Variable:
 def _call(fn: Callable, *args: Any) -> None:
     """Calls `fn` for its effect: a `cond` branch that returns nothing."""
     fn(*args)
+
+
+def _anchored(grads: list, squares: Any) -> list:
+    """`grads`, each times a factor that is exactly 1 but depends on `squares`.
+
+    The update then waits for the norms: XLA computes each gradient's norm
+    while the gradient is fresh instead of after the whole update, which
+    re-reads every gradient (4x256 MLP: step 1.08-1.16x a plain one without
+    this, 1.02x with). The factor is 1 for NaN and Inf norms too, so the
+    update is bit for bit the one without the monitor. A sparse gradient
+    (`IndexedSlices`) is passed as it is.
+    """
+    if squares is None:
+        return grads
+    one = ops.where(ops.sum(squares) < 0, 0.0, 1.0)
+    return [
+        g
+        if g is None or not hasattr(g, "dtype") or _sparse(g)
+        else g * ops.cast(one, g.dtype)
+        for g in grads
+    ]
+
+
+def _sparse(g: Any) -> bool:
+    return type(g).__name__ == "IndexedSlices"
 
 
 def _sum_sq(x: Any) -> Any:

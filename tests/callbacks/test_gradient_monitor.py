@@ -220,6 +220,36 @@ def test_figures_match_numpy_on_every_backend(clip, ratio_every):
     assert "apply" not in vars(net.optimizer)
 
 
+@pytest.mark.jax
+@pytest.mark.xla
+@pytest.mark.parametrize("nan_batch", [None, 1])
+def test_monitored_training_is_bit_for_bit_unmonitored(nan_batch):
+    """The monitor observes: weights and optimizer slots after a monitored
+    `fit` equal an unmonitored one exactly, a step with NaN gradients
+    included (the NaN reaches the weights in both)."""
+    x, y = _linear.data(nan_batch=nan_batch, n_batches=4)
+    results = []
+    for callbacks in ([GradientMonitor(ratio_every=2)], []):
+        net = _linear.model(keras.optimizers.Adam(0.05))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net.fit(
+                x,
+                y,
+                batch_size=_linear.BATCH,
+                shuffle=False,
+                verbose=0,
+                callbacks=callbacks,
+            )
+        results.append(
+            [keras.ops.convert_to_numpy(v) for v in net.weights]
+            + [keras.ops.convert_to_numpy(v) for v in net.optimizer.variables]
+        )
+    assert np.isnan(results[0][0]).any() == (nan_batch is not None)
+    for monitored, plain in zip(*results, strict=True):
+        np.testing.assert_array_equal(monitored, plain)
+
+
 class _RaiseAt(keras.callbacks.Callback):
     def __init__(self, batch):
         super().__init__()
@@ -257,6 +287,71 @@ def test_fit_that_raises_leaves_the_model_uninstrumented():
     for a, b in zip(net.get_weights(), before, strict=True):
         assert not np.array_equal(a, b)
     assert net.train_function is plain or plain is None
+
+
+@pytest.mark.jax
+def test_later_fits_reuse_the_instrumented_steps(monkeypatch):
+    """Issue 17: the instrumented train functions are traced in the first
+    `fit` only; a later `fit` with a new monitor and the same settings reuses
+    them, with fresh figures and the stop flag cleared; `compile` makes new
+    ones."""
+    from keras_tricks.optimizers import _step_statistics
+
+    traces = []
+    original = _step_statistics.StepStatistics._train_step
+
+    def counting(self, *args):
+        traces.append(args[:2])
+        return original(self, *args)
+
+    monkeypatch.setattr(_step_statistics.StepStatistics, "_train_step", counting)
+    x_bad, y = _linear.data(nan_batch=0)
+    x, _ = _linear.data()
+    fit = {"batch_size": _linear.BATCH, "shuffle": False, "verbose": 0}
+
+    def monitored_fit(net, inputs):
+        monitor = GradientMonitor(stop_on_nonfinite=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return net.fit(inputs, y, callbacks=[monitor], **fit).history
+
+    net = _linear.model(keras.optimizers.SGD(0.1))
+    assert monitored_fit(net, x_bad)["grad_nonfinite_steps"] == [1]
+    assert traces
+    frozen = net.get_weights()
+    np.testing.assert_array_equal(frozen[0], _linear.weights()[0])
+    history = monitored_fit(net, x)
+    # Each (sampled, frozen) variant traced once at most, over both fits.
+    assert len(traces) == len(set(traces))
+    assert history["grad_nonfinite_steps"] == [0]
+    assert not np.array_equal(net.get_weights()[0], frozen[0])
+    fresh = _linear.model(keras.optimizers.SGD(0.1))
+    expected = monitored_fit(fresh, x)
+    for key, value in expected.items():
+        assert history[key] == pytest.approx(value, rel=1e-6), key
+    net.compile(keras.optimizers.SGD(0.1), "mse", jit_compile=True)
+    monitored_fit(net, x)
+    assert len(traces) > len(set(traces))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow's gradient registry"
+)
+def test_a_dropped_monitored_model_leaves_no_graph_in_the_registry(digits):
+    """The instrumented steps kept with the model go with it."""
+    import gc
+
+    from tensorflow.python.framework import ops
+
+    (x, y), _ = digits
+    before = set(ops._gradient_registry._registry)
+    model = _mlp("relu", "he_normal", 1, keras.optimizers.SGD(0.1))
+    for _ in range(2):
+        model.fit(x[:64], y[:64], verbose=0, callbacks=[GradientMonitor()])
+    assert set(ops._gradient_registry._registry) - before
+    del model
+    gc.collect()
+    assert not set(ops._gradient_registry._registry) - before
 
 
 def test_keys_layers_filter_and_per_layer(digits):

@@ -155,6 +155,10 @@ def clipping_replaced(
 
 
 TENSORFLOW_INTERNALS = {
+    "tensorflow.python.ops.control_flow_util.GraphOrParentsInXlaContext": (
+        "GradientClipping(skip_nonfinite=True) on TensorFlow (a masked update "
+        "under XLA, a cond without it)"
+    ),
     "tensorflow.python.ops.resource_variable_ops.BaseResourceVariable": (
         "GradientClipping(skip_nonfinite=True) on one TensorFlow replica (a "
         "skipped step masks the inner optimizer's assignments instead of "
@@ -264,6 +268,18 @@ def calling_instance(cls):
             return candidate
         frame = frame.f_back
     return None
+
+
+def in_xla_context() -> bool:
+    """Whether the TensorFlow function being traced is compiled with XLA.
+
+    True inside `tf.function(jit_compile=True)` (Keras's train function
+    with `jit_compile=True`), also when called from an outer function.
+    """
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import control_flow_util
+
+    return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
 
 
 _MASKS = threading.local()

@@ -166,6 +166,25 @@ def test_masked_assignments_mask_every_assignment_method(jit):
     assert {(cls, name): vars(cls)[name] for cls, name in methods} == before
 
 
+@pytest.mark.xla
+def test_in_xla_context_sees_jit_compile():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow functions")
+    import tensorflow as tf
+
+    seen = []
+
+    def probe(x):
+        seen.append(_keras_compat.in_xla_context())
+        return x
+
+    tf.function(probe, jit_compile=True)(tf.ones(1))
+    tf.function(probe, jit_compile=False)(tf.ones(1))
+    tf.function(lambda x: tf.function(probe, jit_compile=True)(x))(tf.ones(1))
+    probe(tf.ones(1))
+    assert seen == [True, False, True, False]
+
+
 def test_masked_assignments_leave_other_threads_alone():
     if keras.backend.backend() != "tensorflow":
         pytest.skip("TensorFlow variables")

@@ -68,9 +68,8 @@ def instrument(
     Args: as `StepStatistics`.
     """
     last = model.__dict__.get(_ATTRIBUTE)
-    if last is not None and last.made_for(
-        model, groups, clipper, ratio_every, stop_on_nonfinite
-    ):
+    settings = (clipper, ratio_every, stop_on_nonfinite)
+    if last is not None and last.serves(model, groups, settings):
         last.attach()
         return last
     statistics = StepStatistics(model, groups, clipper, ratio_every, stop_on_nonfinite)
@@ -146,21 +145,13 @@ class StepStatistics:
         )
         model.train_function = self.dispatch
 
-    def made_for(
-        self,
-        model: keras.Model,
-        groups: np.ndarray,
-        clipper: Any,
-        ratio_every: int,
-        stop_on_nonfinite: bool,
-    ) -> bool:
-        """Whether this instrumentation serves a `fit` with these settings."""
+    def serves(self, model: keras.Model, groups: np.ndarray, settings: tuple) -> bool:
+        """Whether this instrumentation serves a `fit` of `model` with `groups`
+        and `settings` (`(clipper, ratio_every, stop_on_nonfinite)`)."""
         return (
             model.train_function is self.plain
             and model.optimizer is self.optimizer
-            and clipper is self.clipper
-            and ratio_every == self.ratio_every
-            and stop_on_nonfinite == self.stop
+            and settings == (self.clipper, self.ratio_every, self.stop)
             and np.array_equal(groups, self.groups)
         )
 

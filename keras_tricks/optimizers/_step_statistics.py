@@ -39,6 +39,7 @@ import numpy as np
 from keras import ops
 
 from keras_tricks import _keras_compat
+from keras_tricks.optimizers import _distribute
 
 STEP_KEY = "keras_tricks_gradient_statistics"
 """Logs key of a JAX step's own figures (removed by the dispatcher)."""
@@ -263,11 +264,8 @@ class StepStatistics:
         stopped = self.accumulators["stopped"]
         if self.stop:
             proceed = ops.logical_and(finite, stopped.value == 0)
-            ops.cond(
-                proceed,
-                lambda: _call(original, grads, variables),
-                lambda: _call(stopped.assign, 1.0),
-            )
+            _distribute.apply_if(proceed, original, (grads, variables), variables)
+            stopped.assign(ops.where(proceed, stopped.value, 1.0))
         else:
             original(_anchored(grads, squares), variables)
         if self.clipper is not None:
@@ -411,11 +409,6 @@ def _accumulator(name: str, shape: tuple) -> keras.Variable:
         synchronization="on_read",
         name=f"gradient_monitor_{name}",
     )
-
-
-def _call(fn: Callable, *args: Any) -> None:
-    """Calls `fn` for its effect: a `cond` branch that returns nothing."""
-    fn(*args)
 
 
 def _anchored(grads: list, squares: Any) -> list:

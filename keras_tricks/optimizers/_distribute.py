@@ -88,11 +88,11 @@ def apply_if(
         return
     tf = _tf()
     single = replicas() == 1
-    if single and _keras_compat.in_xla_context():
+    if tf is not None and single and _keras_compat.in_xla_context():
         with _keras_compat.masked_assignments(condition):
             apply_fn(*args)
         return
-    if single or _keras_compat.strategy_supports_no_merge_call():
+    if tf is None or single or _keras_compat.strategy_supports_no_merge_call():
         ops.cond(condition, lambda: apply_fn(*args), lambda: None)
         return
 

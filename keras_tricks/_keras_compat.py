@@ -289,8 +289,8 @@ _MASKS = threading.local()
 def masked_assignments(keep: Any) -> Iterator[None]:
     """TensorFlow variable assignments made in the block take effect where `keep`.
 
-    Every `assign`, `assign_add`, `assign_sub`, `scatter_add`,
-    `scatter_sub` and `scatter_update` of a TensorFlow resource variable (what Keras's
+    Every `assign`, `assign_add`, `assign_sub`, `scatter_add`, `scatter_sub`
+    and `scatter_update` of a TensorFlow resource variable (what Keras's
     optimizers, weight decay, EMA, constraints and the iteration counter
     all end in) traced by this thread inside the block writes
     `where(keep, new value, current value)`. `keep` is a boolean scalar

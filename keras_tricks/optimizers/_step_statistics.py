@@ -79,7 +79,7 @@ def instrument(
 
 
 class StepStatistics:
-    """Instruments `model`'s training steps for one `fit`.
+    """Instruments `model`'s training steps, for one `fit` at a time.
 
     Args:
         model: the model being fitted (its train function is already made).
@@ -424,17 +424,15 @@ def _anchored(grads: list, squares: Any) -> list:
     """
     if squares is None or not _keras_compat.in_xla_context():
         return grads
+    import tensorflow as tf
+
     one = ops.where(ops.sum(squares) < 0, 0.0, 1.0)
     return [
         g
-        if g is None or not hasattr(g, "dtype") or _sparse(g)
+        if g is None or isinstance(g, tf.IndexedSlices)
         else g * ops.cast(one, g.dtype)
         for g in grads
     ]
-
-
-def _sparse(g: Any) -> bool:
-    return type(g).__name__ == "IndexedSlices"
 
 
 def _sum_sq(x: Any) -> Any:

@@ -311,17 +311,9 @@ class GradientClipping(keras.optimizers.Optimizer):
         """If not `finite`: counts a skipped step and records its norms."""
         skipped = ops.logical_not(finite)
         self._skipped_steps.assign_add(ops.cast(skipped, self._skipped_steps.dtype))
-        values = [squares[id(g)] for g, _ in clipped]
-        for record, value in (
-            (self._global_norm, ops.sqrt(_sum(values))),
-            (
-                self._variable_norms,
-                self._per_variable(
-                    [v for _, v in clipped], [ops.sqrt(s) for s in values]
-                ),
-            ),
-        ):
-            record.assign(ops.where(skipped, value, record.value))
+        self._write_norms(
+            [v for _, v in clipped], [squares[id(g)] for g, _ in clipped], skipped
+        )
 
     def _count_skipped(self, finite: Any) -> None:
         skipped = ops.logical_not(finite)
@@ -337,13 +329,18 @@ class GradientClipping(keras.optimizers.Optimizer):
             per_variable[self._layout.index[id(variable)]] = value
         return ops.stack(per_variable)
 
-    def _write_norms(self, variables: list, squares: list) -> Any:
-        """Records the per-variable and global norms; returns the global one."""
+    def _write_norms(self, variables: list, squares: list, only_if: Any = None) -> Any:
+        """Records the per-variable and global norms (only where `only_if`,
+        when given); returns the global one."""
         total = ops.sqrt(_sum(squares))
-        self._global_norm.assign(total)
-        self._variable_norms.assign(
-            self._per_variable(variables, [ops.sqrt(s) for s in squares])
-        )
+        norms = self._per_variable(variables, [ops.sqrt(s) for s in squares])
+        for record, value in (
+            (self._global_norm, total),
+            (self._variable_norms, norms),
+        ):
+            if only_if is not None:
+                value = ops.where(only_if, value, record.value)
+            record.assign(value)
         return total
 
     def _clip_hook(self, variables: list, grads: list) -> list:

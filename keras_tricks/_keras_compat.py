@@ -8,14 +8,14 @@ was checked against and the feature that depends on it;
 installed Keras, so a Keras upgrade that renames one fails there first, with
 the name of the feature, rather than somewhere inside a training run.
 
-Every patch is installed and removed in `try/finally` around the work that
-needs it: nothing of the user's objects stays changed when that work ends or
-raises.
+Nothing here replaces a method of a Keras or TensorFlow class, and nothing
+reads Python stack frames. Where a trick must step into a call Keras makes,
+an attribute is set on the user's own instance (their optimizer, their
+model) for the duration of that call and restored in `try/finally`, as
+Keras's own `LossScaleOptimizer` does with its inner optimizer.
 """
 
 import contextlib
-import functools
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -155,15 +155,6 @@ def clipping_replaced(
 
 
 TENSORFLOW_INTERNALS = {
-    "tensorflow.python.ops.control_flow_util.GraphOrParentsInXlaContext": (
-        "GradientClipping(skip_nonfinite=True) on TensorFlow (a masked update "
-        "under XLA, a cond without it)"
-    ),
-    "tensorflow.python.ops.resource_variable_ops.BaseResourceVariable": (
-        "GradientClipping(skip_nonfinite=True) on one TensorFlow replica (a "
-        "skipped step masks the inner optimizer's assignments instead of "
-        "running it under a cond)"
-    ),
     "tf.__internal__.distribute.strategy_supports_no_merge_call": (
         "GradientClipping(skip_nonfinite=True) under tf.distribute (whether a "
         "skipped step may run under a cond in the replica context)"
@@ -244,143 +235,3 @@ names its kind with `_obj_type()` (one of Keras's, which sets the attributes
 not walked). `TiedRegularizer` derives from it so that fixed reference values
 are stored as a weight of the layer they regularise, not as config text.
 """
-
-
-def calling_instance(cls):
-    """The innermost `self` of class `cls` among the calling frames, or `None`.
-
-    Keras gives a callback no handle on the other callbacks of its `fit`, nor
-    tells `save_own_variables` who is saving. Two call structures (Keras
-    3.15.1, `keras.src.callbacks.callback_list`, `backup_and_restore`) answer
-    both: `keras.callbacks.CallbackList` calls each hook from its own method
-    (`for callback in self.callbacks: callback.set_model(model)`), and
-    `keras.callbacks.BackupAndRestore` writes and reads its backup with
-    `model.save_weights` / `model.load_weights` from its own methods.
-    Features: callbacks order themselves before Keras's loggers and backups
-    (`TrainingCallback.set_model`), and callback state goes into backups only
-    (`keras_tricks/callbacks/_state.py`). `tests/test_keras_compat.py` checks
-    both structures.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, cls):
-            return candidate
-        frame = frame.f_back
-    return None
-
-
-def in_xla_context() -> bool:
-    """Whether the TensorFlow function being traced is compiled with XLA.
-
-    True inside `tf.function(jit_compile=True)` (Keras's train function
-    with `jit_compile=True`), also when called from an outer function.
-    """
-    from tensorflow.python.framework import ops
-    from tensorflow.python.ops import control_flow_util
-
-    return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
-
-
-_MASKS = threading.local()
-
-
-@contextlib.contextmanager
-def masked_assignments(keep: Any) -> Iterator[None]:
-    """TensorFlow variable assignments made in the block take effect where `keep`.
-
-    Every `assign`, `assign_add`, `assign_sub`, `scatter_add`, `scatter_sub`
-    and `scatter_update` of a TensorFlow resource variable (what Keras's
-    optimizers, weight decay, EMA, constraints and the iteration counter
-    all end in) traced by this thread inside the block writes
-    `where(keep, new value, current value)`. `keep` is a boolean scalar
-    tensor. Under XLA the selection fuses into the update's own elementwise
-    kernel, where a `cond` around the update would copy every variable it
-    assigns. Other threads' assignments are left alone.
-
-    The methods of TensorFlow's `BaseResourceVariable` and its subclasses
-    (TensorFlow 2.21, `tensorflow.python.ops.resource_variable_ops`) are
-    replaced for the block, reference counted like `patched`.
-    """
-    stack = _MASKS.__dict__.setdefault("stack", [])
-    stack.append(keep)
-    try:
-        with contextlib.ExitStack() as patches:
-            for cls, name in _assignment_methods():
-                patches.enter_context(patched(cls, name, _masked_method(cls, name)))
-            yield
-    finally:
-        stack.pop()
-
-
-def _assignment_methods() -> list[tuple[type, str]]:
-    """`(class, method)` of every assignment method of the resource variables.
-
-    `BaseResourceVariable` defines them; subclasses may wrap them again
-    (TensorFlow 2.21's `weak_tensor_ops` does on `ResourceVariable`).
-    """
-    from tensorflow.python.ops import resource_variable_ops
-
-    classes = [resource_variable_ops.BaseResourceVariable]
-    for cls in classes:
-        classes.extend(cls.__subclasses__())
-    return [(cls, name) for cls in classes for name in _MASKING if name in vars(cls)]
-
-
-def _current_mask() -> Any:
-    stack = getattr(_MASKS, "stack", None)
-    return stack[-1] if stack else None
-
-
-@functools.cache
-def _masked_method(cls: type, name: str) -> Callable:
-    original = vars(cls)[name]
-    masking = _MASKING[name]
-
-    @functools.wraps(original)
-    def method(self: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
-        keep = _current_mask()
-        if keep is not None:
-            value = masking(keep, self, value)
-        return original(self, value, *args, **kwargs)
-
-    return method
-
-
-def _masked_value(keep: Any, variable: Any, value: Any) -> Any:
-    import tensorflow as tf
-
-    return tf.where(keep, tf.cast(value, variable.dtype), variable.value())
-
-
-def _masked_delta(keep: Any, variable: Any, delta: Any) -> Any:
-    import tensorflow as tf
-
-    delta = tf.cast(delta, variable.dtype)
-    return tf.where(keep, delta, tf.zeros_like(delta))
-
-
-def _masked_sparse_delta(keep: Any, variable: Any, sparse_delta: Any) -> Any:
-    import tensorflow as tf
-
-    values = _masked_delta(keep, variable, sparse_delta.values)
-    return tf.IndexedSlices(values, sparse_delta.indices, sparse_delta.dense_shape)
-
-
-def _masked_sparse_update(keep: Any, variable: Any, sparse_delta: Any) -> Any:
-    import tensorflow as tf
-
-    current = tf.gather(variable.value(), sparse_delta.indices)
-    values = tf.where(keep, tf.cast(sparse_delta.values, variable.dtype), current)
-    return tf.IndexedSlices(values, sparse_delta.indices, sparse_delta.dense_shape)
-
-
-_MASKING = {
-    "assign": _masked_value,
-    "assign_add": _masked_delta,
-    "assign_sub": _masked_delta,
-    "scatter_add": _masked_sparse_delta,
-    "scatter_sub": _masked_sparse_delta,
-    "scatter_update": _masked_sparse_update,
-}
-"""How each assignment method's argument is masked."""

@@ -18,6 +18,7 @@ from keras_tricks.callbacks.reduce_lr_on_plateau import (
     ReduceLROnPlateau,
     ScaledSchedule,
 )
+from keras_tricks.callbacks.skip_nonfinite import SkipNonFinite
 from keras_tricks.callbacks.weight_averaging import WeightAveraging
 from keras_tricks.ensembles import average_models
 from keras_tricks.lr_finder import LRFinderResult, find_learning_rate
@@ -31,6 +32,7 @@ __all__ = [
     "PenaltyLogger",
     "ReduceLROnPlateau",
     "ScaledSchedule",
+    "SkipNonFinite",
     "WeightAveraging",
     "average_models",
     "find_learning_rate",

@@ -10,19 +10,20 @@ same rules:
 - `copy.deepcopy(callback)` gives a fresh callback with the same arguments
   (KerasTuner deep-copies callbacks for every trial); `on_train_begin` resets
   the state, so one instance can serve several `fit` calls.
-- Order: inside `fit` (or any `keras.callbacks.CallbackList`) a keras_tricks
-  callback runs its hooks before Keras's loggers and checkpoints, whatever
-  the order of the list: `set_model` moves `CSVLogger`, `TensorBoard`,
-  `RemoteMonitor`, `History`, `ProgbarLogger`, `ModelCheckpoint` and
-  `BackupAndRestore` found before it to just after it. So everything it
-  writes into the logs reaches them, and a backup holds the state after the
-  epoch (keras-team/keras#4443 is the same problem for Keras's own
-  callbacks). Any other callback that reads a value we log must be listed
-  after ours.
+- Order: Keras calls the callbacks of a `fit` in list order, with one `logs`
+  dict, and gives no callback a handle on the others. List keras_tricks
+  callbacks before Keras's loggers and checkpoints (`CSVLogger`,
+  `TensorBoard`, `ModelCheckpoint`, `BackupAndRestore`): a logger listed
+  earlier writes its row before our values are in the logs
+  (keras-team/keras#4443 is the same problem for Keras's own callbacks).
+  `History` and the progress bar are added by `fit` after every listed
+  callback, so they always see our values.
 - State: the state (best value, wait counter, current factor, averaged
-  weights) is `get_state()` / `set_state()`; it goes into
-  `keras.callbacks.BackupAndRestore`'s backups and nowhere else (see
-  `_state.py`).
+  weights) is `get_state()` / `set_state()`; during a `fit` it goes into the
+  weights the model saves (`keras.callbacks.BackupAndRestore`'s backups) and
+  comes back when `BackupAndRestore` restores them (see `_state.py`). A
+  backup written before one of our callbacks finished its epoch (the backup
+  listed first) is refused with an error when the run resumes from it.
 - Only epoch hooks do work: no per-batch host synchronisation.
 
 `MonitoringCallback` adds what every callback watching one logged quantity
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-import weakref
 from typing import Any, ClassVar
 
 import keras
@@ -44,17 +44,6 @@ import numpy as np
 from keras_tricks import _keras_compat
 from keras_tricks._validation import check_choice, check_number, invalid
 from keras_tricks.callbacks import _state
-
-RUN_AFTER = (
-    keras.callbacks.CSVLogger,
-    keras.callbacks.TensorBoard,
-    keras.callbacks.RemoteMonitor,
-    keras.callbacks.History,
-    keras.callbacks.ProgbarLogger,
-    keras.callbacks.ModelCheckpoint,
-    keras.callbacks.BackupAndRestore,
-)
-"""Keras's callbacks that only read the logs or save the run: moved after ours."""
 
 MODES = ("auto", "min", "max")
 
@@ -73,7 +62,8 @@ class TrainingCallback(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
         self.last_epoch = -1
-        self._callback_list: weakref.ref[keras.callbacks.CallbackList] | None = None
+        self._epoch: int | None = None
+        self._restored = False
         self.reset_state()
 
     def reset_state(self) -> None:
@@ -116,47 +106,42 @@ class TrainingCallback(keras.callbacks.Callback):
 
     def set_model(self, model: keras.Model) -> None:
         super().set_model(model)
-        callback_list = _keras_compat.calling_instance(keras.callbacks.CallbackList)
-        callbacks = [] if callback_list is None else callback_list.callbacks
-        if not any(other is self for other in callbacks):
-            self._callback_list = None
-            _state.detach(model, self)
-            return
-        self._callback_list = weakref.ref(callback_list)
-        _run_after(self, callbacks)
-        if any(isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks):
-            _state.attach(model, self, callbacks)
-        else:
-            _state.detach(model, self)
+        _state.attach(model, self)
 
     def _peers(self) -> list[keras.callbacks.Callback]:
-        """The callbacks of the current `fit` (empty outside one)."""
-        callback_list = self._callback_list() if self._callback_list else None
-        return list(callback_list.callbacks) if callback_list is not None else []
+        """The keras_tricks callbacks of the current `fit` of this model."""
+        return _state.peers(self.model) if self.model is not None else []
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._restored:
+            # `BackupAndRestore`, listed before this callback, already put
+            # the backed-up state back.
+            self._restored = False
+            return
         self.last_epoch = -1
         self.reset_state()
 
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._epoch is None and self.last_epoch >= 0 and self.last_epoch < epoch - 1:
+            raise ValueError(
+                f"{type(self).__name__} resumes at epoch {epoch + 1} from a backup "
+                f"that holds its state after epoch {self.last_epoch + 1}: the "
+                "backup was written before this callback finished its epoch. "
+                "List `keras.callbacks.BackupAndRestore` after the keras_tricks "
+                "callbacks in `callbacks`."
+            )
+        self._epoch = epoch
+        self._restored = False
 
-def _run_after(callback: TrainingCallback, callbacks: list[Any]) -> None:
-    """Moves the `RUN_AFTER` callbacks listed before `callback` to just after it.
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = None
+        if self.model is not None:
+            _state.detach(self.model, self)
 
-    Their order among themselves is kept.
-
-    Keras calls this while iterating over `callbacks` (at `callback`'s
-    index): only items up to that index move, so every callback still gets
-    each hook exactly once.
-    """
-
-    def index(item: Any) -> int:
-        return next(i for i, other in enumerate(callbacks) if other is item)
-
-    movers = [c for c in callbacks[: index(callback)] if isinstance(c, RUN_AFTER)]
-    for other in movers:
-        del callbacks[index(other)]
-    after = index(callback) + 1
-    callbacks[after:after] = movers
+    def set_state_restored(self, state: dict[str, Any], arrays: list) -> None:
+        """`set_state` from a backup being restored at the start of a `fit`."""
+        self.set_state(state, arrays)
+        self._restored = True
 
 
 class MonitoringCallback(TrainingCallback):

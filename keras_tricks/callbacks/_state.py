@@ -1,22 +1,21 @@
-"""Callback state in `keras.callbacks.BackupAndRestore`'s backups, and only there.
+"""Callback state in the model's saved weights during a `fit`.
 
-`BackupAndRestore` backs up a run with `model.save_weights` at the end of
-every epoch and restores it with `model.load_weights` at the start of the
-resumed `fit`. Keras's callbacks keep their counters in Python attributes,
-so a resumed run forgets them. When a `fit` has a `BackupAndRestore` among
-its callbacks, ours register with a small `CallbackState` object attached to
-the model (attribute `_keras_tricks_callback_state`); Keras's saving walks
-the model's attributes, so the backup stores every registered callback's
-state (a JSON dict and a list of arrays, e.g. the best weights) in the same
-file, and the restore gives it back.
+`keras.callbacks.BackupAndRestore` backs up a run with `model.save_weights`
+at the end of every epoch and restores it with `model.load_weights` at the
+start of the resumed `fit`. Keras's callbacks keep their counters in Python
+attributes, so a resumed run forgets them. Ours register, when a `fit` sets
+them up (`set_model`), with a small `CallbackState` object attached to the
+model (attribute `_keras_tricks_callback_state`) until the `fit` ends; Keras's
+saving walks the model's attributes, so weights saved during the `fit` (the
+backup) hold every registered callback's state (a JSON dict and a list of
+arrays, e.g. the best weights), and weights loaded during the `fit` (the
+restore) give it back.
 
-Nothing else sees it. Without `BackupAndRestore` no holder is attached (one
-left by an earlier `fit` is removed), and the holder writes and reads state
-only while `BackupAndRestore` itself saves or loads: `model.save`,
-`save_weights`, `load_weights` and `ModelCheckpoint` neither store callback
-state nor push an old run's state into live callbacks. The holder is not a
-layer or variable: `model.weights`, the model's outputs and its config are
-unchanged.
+Outside a `fit` no holder is attached: `model.save`, `save_weights` and
+`load_weights` are exactly plain Keras's. The holder is not a layer or
+variable: `model.weights`, the model's outputs and its config are unchanged.
+The same registry answers which keras_tricks callbacks share a `fit`
+(`peers`).
 """
 
 from __future__ import annotations
@@ -24,13 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import weakref
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-
-from keras_tricks import _keras_compat
 
 if TYPE_CHECKING:
     from keras_tricks.callbacks._base import TrainingCallback
@@ -44,22 +40,29 @@ class CallbackState(keras.Operation):
     def __init__(self) -> None:
         super().__init__(name="keras_tricks_callback_state")
         self._callbacks: dict[str, weakref.ref[TrainingCallback]] = {}
+        self._ended: set[str] = set()
 
     def register(self, callback: TrainingCallback) -> str:
-        """Registers `callback` under a key fixed by its class and config."""
+        """Registers `callback` under a key fixed by its class and config.
+
+        The first registration after every registered callback ended starts
+        a new `fit`: the earlier one's callbacks are forgotten.
+        """
+        if self._callbacks and self._ended >= set(self._callbacks):
+            self._callbacks, self._ended = {}, set()
         config = json.dumps(callback.get_config(), sort_keys=True, default=repr)
         digest = hashlib.sha1(config.encode()).hexdigest()[:10]  # noqa: S324
         key = f"{type(callback).__name__}_{digest}"
         self._callbacks[key] = weakref.ref(callback)
+        self._ended.discard(key)
         return key
 
-    def retain(self, keep: Callable[[TrainingCallback], bool]) -> None:
-        """Forgets the registered callbacks that are dead or not `keep`."""
-        self._callbacks = {
-            key: ref
-            for key, ref in self._callbacks.items()
-            if (callback := ref()) is not None and keep(callback)
-        }
+    def end(self, callback: TrainingCallback) -> bool:
+        """Marks `callback`'s `fit` as ended; whether every callback's has."""
+        for key, ref in self._callbacks.items():
+            if ref() is callback:
+                self._ended.add(key)
+        return all(k in self._ended or r() is None for k, r in self._callbacks.items())
 
     def live(self) -> dict[str, TrainingCallback]:
         """`{key: callback}` of the registered callbacks still alive."""
@@ -67,8 +70,6 @@ class CallbackState(keras.Operation):
         return {key: callback for key, callback in live.items() if callback}
 
     def save_own_variables(self, store: Any) -> None:
-        if _keras_compat.calling_instance(keras.callbacks.BackupAndRestore) is None:
-            return
         meta = {}
         for key, callback in self.live().items():
             state, arrays = callback.get_state()
@@ -78,8 +79,6 @@ class CallbackState(keras.Operation):
         store["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
 
     def load_own_variables(self, store: Any) -> None:
-        if _keras_compat.calling_instance(keras.callbacks.BackupAndRestore) is None:
-            return
         if "meta" not in store.keys():
             return
         meta = json.loads(bytes(np.asarray(store["meta"][()])).decode())
@@ -87,28 +86,26 @@ class CallbackState(keras.Operation):
             if key in meta:
                 count = meta[key]["arrays"]
                 arrays = [np.asarray(store[f"{key}.{i}"][()]) for i in range(count)]
-                callback.set_state(meta[key]["state"], arrays)
+                callback.set_state_restored(meta[key]["state"], arrays)
 
 
-def attach(model: keras.Model, callback: TrainingCallback, peers: list[Any]) -> str:
-    """Registers `callback` on `model`'s state holder; returns its key.
-
-    Callbacks registered by an earlier `fit` and not among `peers` (this
-    `fit`'s callbacks) are forgotten: a backup is this run's state only.
-    """
+def attach(model: keras.Model, callback: TrainingCallback) -> str:
+    """Registers `callback` on `model`'s state holder; returns its key."""
     holder = getattr(model, ATTRIBUTE, None)
     if holder is None:
         holder = CallbackState()
         setattr(model, ATTRIBUTE, holder)
-    holder.retain(lambda other: any(other is peer for peer in peers))
     return holder.register(callback)
 
 
 def detach(model: keras.Model, callback: TrainingCallback) -> None:
-    """Unregisters `callback`; removes the holder once nothing is registered."""
+    """Marks `callback`'s `fit` as ended; removes the holder once all have."""
     holder = getattr(model, ATTRIBUTE, None)
-    if holder is None:
-        return
-    holder.retain(lambda other: other is not callback)
-    if not holder.live():
+    if holder is not None and holder.end(callback):
         delattr(model, ATTRIBUTE)
+
+
+def peers(model: keras.Model) -> list[TrainingCallback]:
+    """The keras_tricks callbacks registered on `model` for its current `fit`."""
+    holder = getattr(model, ATTRIBUTE, None)
+    return list(holder.live().values()) if holder is not None else []

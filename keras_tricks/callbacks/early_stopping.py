@@ -260,6 +260,7 @@ class EarlyStopping(MonitoringCallback):
         return {"up_strips": self.rising_strips}
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_end(logs)
         if self.stop_reason and self.verbose:
             epoch = self.stopped_epoch + 1
             print(f"Epoch {epoch}: early stopping ({self.stop_reason}).")

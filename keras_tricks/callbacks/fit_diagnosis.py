@@ -221,6 +221,7 @@ class FitDiagnosis(TrainingCallback):
         return Report(self.epochs, title="Bias / variance diagnosis")
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_end(logs)
         if not self.epochs or not self.verbose:
             return
         last = self.epochs[-1]

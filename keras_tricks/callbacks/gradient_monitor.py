@@ -236,6 +236,7 @@ class GradientMonitor(TrainingCallback):
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        super().on_train_end(logs)
         self._end()
 
     def _end(self) -> None:

@@ -155,6 +155,12 @@ class WeightAveraging(TrainingCallback):
         self.averaged += 1
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        try:
+            self._swap_in_average()
+        finally:
+            super().on_train_end(logs)
+
+    def _swap_in_average(self) -> None:
         if not self.averaged or self.average is None:
             warnings.warn(
                 f"WeightAveraging averaged no epoch: training ended before "

@@ -5,13 +5,9 @@ the all-reduce (tensorflow/tensorflow#33929). To clip the gradient of the
 global batch, `GradientClipping` sums the gradients over the replicas first.
 Outside a `tf.distribute` strategy, or on another backend, these are no-ops.
 
-A skipped step is, under XLA, the inner optimizer's update with every
-assignment masked by the step's finiteness (see `apply_if`): on TensorFlow
-the variables' assignments are masked as they are traced; on JAX, where the
-train step is traced functionally, the update runs in a
-`keras.StatelessScope` and each new value is selected against the old one.
-On TensorFlow without XLA, and across replicas, it is a `cond` around the
-update.
+A skipped step (see `apply_if`) is, on JAX, where the train step is traced
+functionally, the update run in a `keras.StatelessScope` with each new value
+selected against the old one; on TensorFlow, a `cond` around the update.
 """
 
 from collections.abc import Callable, Sequence
@@ -60,6 +56,18 @@ def all_reduce_mean(grads: Sequence[Any]) -> list[Any]:
     return [None if g is None else next(summed) / n for g in grads]
 
 
+def on_every_replica(flag: Any) -> Any:
+    """Whether the boolean scalar `flag` holds on every replica of the step."""
+    n = replicas()
+    if n == 1:
+        return flag
+    tf = _tf()
+    failures = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(flag), tf.float32)
+    )
+    return failures == 0
+
+
 def apply_if(
     condition: Any,
     apply_fn: Callable[..., Any],
@@ -70,29 +78,22 @@ def apply_if(
 
     `variables` are all the variables `apply_fn` may assign (used on JAX).
 
-    Under XLA (JAX, or TensorFlow with `jit_compile=True`) on one replica,
-    nothing is branched: every assignment writes
-    `where(condition, new value, current value)`, which XLA fuses into the
-    update, where a `cond` would copy every weight and slot it assigns, each
-    step (4x256 MLP: 1.13x Keras's `global_clipnorm` with the `cond`, 1.00x
-    masked). Without XLA each mask is one more kernel per assignment, and
-    the `cond` costs less (1.07x against 1.13x masked): the update runs
-    under a `cond` there, and across replicas. A branch that calls the
-    inner optimizer's `merge_call` cannot run under a `cond` in a replica
-    context (the pattern of Keras's `LossScaleOptimizer`), so there the
-    `cond` runs in the cross-replica context. `condition` must be equal on
-    every replica (it is computed from all-reduced gradients).
+    On JAX every assignment becomes `where(condition, new value, current
+    value)`, which XLA fuses into the update. On TensorFlow the update runs
+    under a `cond`: everything `apply_fn` traces, nested `tf.function`s
+    included, belongs to the branch and to nothing else. (Under XLA the
+    `cond` copies the variables it assigns, each step: the price of leaving
+    TensorFlow's variable classes alone.) A branch that calls the inner
+    optimizer's `merge_call` cannot run under a `cond` in a replica context
+    (the pattern of Keras's `LossScaleOptimizer`), so there the `cond` runs
+    in the cross-replica context. `condition` must be equal on every replica
+    (it is computed from all-reduced gradients).
     """
     if keras.backend.backend() == "jax":
         _masked_stateless(condition, lambda: apply_fn(*args), variables)
         return
     tf = _tf()
-    single = replicas() == 1
-    if tf is not None and single and _keras_compat.in_xla_context():
-        with _keras_compat.masked_assignments(condition):
-            apply_fn(*args)
-        return
-    if tf is None or single or _keras_compat.strategy_supports_no_merge_call():
+    if tf is None or replicas() == 1 or _keras_compat.strategy_supports_no_merge_call():
         ops.cond(condition, lambda: apply_fn(*args), lambda: None)
         return
 

@@ -258,8 +258,14 @@ class StepStatistics:
             else trainable_variables
         )
         grads = list(grads)
+        optimizer = self.optimizer
+        if not optimizer.built:
+            # As the optimizer's own `apply` would, first: a LossScaleOptimizer
+            # has no scale to read before it is built.
+            with keras.name_scope(optimizer.name, caller=optimizer):
+                optimizer.build(variables)
         before = [ops.copy(v) for v in variables] if sampled else None
-        squares, finite = self._own_squares(grads, _loss_scale(self.optimizer))
+        squares, finite = self._own_squares(grads, _loss_scale(optimizer))
         original = self._originals["apply"]
         stopped = self.accumulators["stopped"]
         if self.stop:
@@ -267,7 +273,7 @@ class StepStatistics:
             _distribute.apply_if(proceed, original, (grads, variables), variables)
             stopped.assign(ops.where(proceed, stopped.value, 1.0))
         else:
-            original(_anchored(grads, squares), variables)
+            original(_anchored(grads, squares, self.model.jit_compile), variables)
         if self.clipper is not None:
             squares, finite = self._clipper_squares(
                 self.clipper.variable_norms.value,
@@ -411,7 +417,7 @@ def _accumulator(name: str, shape: tuple) -> keras.Variable:
     )
 
 
-def _anchored(grads: list, squares: Any) -> list:
+def _anchored(grads: list, squares: Any, xla: bool) -> list:
     """`grads`, each times a factor that is exactly 1 but depends on `squares`.
 
     The update then waits for the norms: XLA computes each gradient's norm
@@ -422,7 +428,7 @@ def _anchored(grads: list, squares: Any) -> list:
     it would be one more kernel per gradient, and for a sparse gradient
     (`IndexedSlices`), the gradients are passed as they are.
     """
-    if squares is None or not _keras_compat.in_xla_context():
+    if squares is None or not xla:
         return grads
     import tensorflow as tf
 

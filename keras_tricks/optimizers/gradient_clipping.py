@@ -9,6 +9,8 @@ weight decay, which is applied to the weights and never clipped.
 
 import functools
 import re
+import threading
+import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -240,6 +242,11 @@ class GradientClipping(keras.optimizers.Optimizer):
         # applies the gradients; a loss-scaled inner chain needs to know that
         # it was this call, not another LossScaleOptimizer's, that scaled it.
         self._layout.loss_scaled_here = True
+        if keras.backend.backend() == "tensorflow" and loss is not None:
+            # The loss joins the skip decision of the `apply` traced next in
+            # this thread (on JAX the loss is a value of the gradient
+            # transform, not of the step, and the gradients decide alone).
+            self._layout.losses[threading.get_ident()] = loss
         return self.inner_optimizer.scale_loss(loss)
 
     def apply(
@@ -278,6 +285,7 @@ class GradientClipping(keras.optimizers.Optimizer):
             squares = {id(g): clipping.sum_squares(g) for g, _ in clipped}
         hook = functools.partial(self._clip_hook, [v for _, v in clipped])
         inner = self.inner_optimizer
+        self._layout.applies += 1
         with (
             _keras_compat.recording_custom_gradients(self._layout.custom_gradients),
             _keras_compat.clipping_replaced(_innermost(inner), hook),
@@ -299,6 +307,11 @@ class GradientClipping(keras.optimizers.Optimizer):
                 finite = ops.isfinite(total)
                 if others:
                     finite = ops.logical_and(finite, _finite(others))
+                loss = self._layout.step_loss()
+                if loss is not None:
+                    finite = ops.logical_and(
+                        finite, _distribute.on_every_replica(ops.isfinite(loss))
+                    )
                 _distribute.apply_if(
                     finite,
                     inner.apply,
@@ -306,6 +319,29 @@ class GradientClipping(keras.optimizers.Optimizer):
                     variables=[*trainable_variables, *self.variables],
                 )
                 self._record_skip(finite, clipped, squares)
+        self._check_hook_called(inner, bool(clipped))
+
+    def _check_hook_called(self, inner: Any, any_gradient: bool) -> None:
+        """Raises if Keras never called the clipping step: nothing was clipped.
+
+        Keras's optimizer calls its clipping step in every update it traces or
+        runs; with gradient accumulation an eager step may only accumulate, so
+        the first `gradient_accumulation_steps` calls are given time.
+        """
+        if self._layout.hook_calls or not any_gradient:
+            return
+        accumulation = max(
+            getattr(m, "gradient_accumulation_steps", None) or 1 for m in _chain(inner)
+        )
+        if self._layout.applies < accumulation:
+            return
+        raise RuntimeError(
+            f"GradientClipping did not clip: Keras {keras.__version__} did not "
+            "call the optimizer's clipping step (`Optimizer._clip_gradients`), "
+            "where GradientClipping clips. keras_tricks "
+            f"was written for Keras {_keras_compat.CHECKED_WITH}; install a Keras "
+            "in the range keras_tricks declares, or report the version."
+        )
 
     def _record_skip(self, finite: Any, clipped: list, squares: dict) -> None:
         """If not `finite`: counts a skipped step and records its norms."""
@@ -345,6 +381,7 @@ class GradientClipping(keras.optimizers.Optimizer):
 
     def _clip_hook(self, variables: list, grads: list) -> list:
         """Keras's clipping step, replaced: clips `grads` (of `variables`)."""
+        self._layout.hook_calls += 1
         if len(grads) != len(variables):
             raise RuntimeError(
                 f"GradientClipping expected {len(variables)} gradients in the "
@@ -422,7 +459,28 @@ class GradientClipping(keras.optimizers.Optimizer):
         return self.inner_optimizer.iterations
 
     def finalize_variable_values(self, var_list: Sequence[keras.Variable]) -> None:
+        # Keras calls this at the end of every `fit`.
         self.inner_optimizer.finalize_variable_values(var_list)
+        self._warn_if_unguarded_skip()
+
+    def _warn_if_unguarded_skip(self) -> None:
+        """Warns once if steps were skipped without `SkipNonFinite`."""
+        layout = self._layout
+        if not self.built or layout.warned or layout.guarded:
+            return
+        skipped = int(ops.convert_to_numpy(self._skipped_steps.value))
+        if skipped == 0:
+            return
+        layout.warned = True
+        warnings.warn(
+            f"GradientClipping skipped {skipped} step(s) with non-finite "
+            "gradients. The weights and optimizer slots are as if those "
+            "batches were absent, but layer statistics (BatchNormalization's "
+            "moving mean and variance), the logged loss and the metrics still "
+            "include them. Add `keras_tricks.callbacks.SkipNonFinite()` to the "
+            "callbacks of `fit` to skip those too.",
+            stacklevel=2,
+        )
 
     def get_config(self) -> dict[str, Any]:
         # Like LossScaleOptimizer: the base optimizer's own arguments
@@ -459,6 +517,29 @@ class _Layout:
         self.excluded: set[int] = set()
         self.loss_scaled_here = False
         self.custom_gradients: list[str] = []
+        self.hook_calls = 0
+        self.applies = 0
+        self.warned = False
+        # Whether a `SkipNonFinite` callback guards the current `fit`.
+        self.guarded = False
+        # The loss `scale_loss` saw last, per thread (TensorFlow).
+        self.losses: dict[int, Any] = {}
+
+    def step_loss(self) -> Any:
+        """The loss of the step being traced in this thread, or `None`.
+
+        A loss recorded in another graph (an earlier trace) is not this
+        step's: it is dropped.
+        """
+        loss = self.losses.pop(threading.get_ident(), None)
+        if loss is None or keras.backend.backend() != "tensorflow":
+            return None
+        import tensorflow as tf
+
+        graph = getattr(loss, "graph", None)
+        if graph is not None and graph is not tf.compat.v1.get_default_graph():
+            return None
+        return loss
 
 
 def _check_keras_arguments(kwargs: dict[str, Any]) -> None:

@@ -32,7 +32,8 @@ class SkipNonFinite(TrainingCallback):
     optimizer's variables and `iterations`, the loss and every compiled
     metric (the epoch's logs are means over the steps that happened, so
     `TerminateOnNaN` and `EarlyStopping` see finite values). The epoch's logs
-    gain `skipped_steps`, the number of steps skipped so far in this `fit`.
+    gain `skipped_steps`, the number of the epoch's steps that were skipped;
+    the attribute `skipped_steps` counts them over the whole `fit`.
     It is the model-level counterpart of Keras's `TerminateOnNaN`: that one
     ends the run at the first NaN, this one carries on without the batch.
 
@@ -143,12 +144,13 @@ class SkipNonFinite(TrainingCallback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.last_epoch = epoch
+        before = self.skipped_steps
         if self._counter is not None and keras.backend.backend() != "jax":
             self.skipped_steps = int(ops.convert_to_numpy(self._counter.value))
         else:
             self.skipped_steps = int(np.asarray(self._skipped_device))
         if logs is not None:
-            logs["skipped_steps"] = self.skipped_steps
+            logs["skipped_steps"] = self.skipped_steps - before
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         super().on_train_end(logs)

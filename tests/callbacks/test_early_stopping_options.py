@@ -213,6 +213,7 @@ def test_inconsistent_thresholds_with_mode_auto_fail_at_the_first_epoch():
 # One-element monitored values (defect: NumPy 2 refuses float() of them).
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("wrap", [np.array, keras.ops.convert_to_tensor])
 def test_one_element_values_are_squeezed(wrap):
     values = [wrap(np.array([v], "float32")) for v in (0.5, 0.4, 0.45, 0.46)]
@@ -236,6 +237,7 @@ def _binary_data():
     return x, (x[:, :1] + 0.3 * rng.normal(size=(64, 1)) > 0).astype("float32")
 
 
+@pytest.mark.jax
 def test_f1_per_class_on_one_unit_in_fit():
     """The issue's case: ours stops where Keras's own EarlyStopping stops."""
     lengths = []

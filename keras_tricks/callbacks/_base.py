@@ -43,7 +43,7 @@ import numpy as np
 
 from keras_tricks import _keras_compat
 from keras_tricks._validation import check_choice, check_number, invalid
-from keras_tricks.callbacks import _state
+from keras_tricks.callbacks import _monitor, _state
 
 MODES = ("auto", "min", "max")
 
@@ -232,7 +232,7 @@ class MonitoringCallback(TrainingCallback):
                 stacklevel=3,
             )
             return None
-        return float(np.asarray(logs[name]))
+        return _monitor.scalar(type(self).__name__, name, logs[name])
 
 
 def innermost_optimizer(optimizer: Any) -> Any:

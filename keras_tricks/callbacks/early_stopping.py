@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, cast
 
 import keras
 import numpy as np
 
-from keras_tricks._validation import check_choice, check_number, invalid
+from keras_tricks._validation import (
+    check_bool,
+    check_choice,
+    check_number,
+    invalid,
+    invalid_together,
+)
+from keras_tricks.callbacks import _monitor
 from keras_tricks.callbacks._base import MonitoringCallback, final_weights
 
 CRITERIA = ("patience", "gl", "pq", "up")
@@ -53,9 +61,34 @@ class EarlyStopping(MonitoringCallback):
     between); `up_strips`, the number of successive rising strips, for
     `"up"`. Before `start_from_epoch` they are NaN (`up_strips` 0).
 
+    Whatever the criterion, three checks from PyTorch Lightning's
+    `EarlyStopping` stop training at once, in this order (each from
+    `start_from_epoch` on): a monitored value that is NaN or Inf
+    (`check_finite`, reason `"nan"`), a value better than
+    `stopping_threshold` (reason `"stopping_threshold"`: good enough, no need
+    to go on), a value worse than `divergence_threshold` (reason
+    `"divergence_threshold"`: the run diverged). "Better" and "worse" are
+    strict and follow the direction of `monitor` (`mode`); `min_delta` does
+    not apply to them. The reason is kept in `stop_reason` (`"patience"`,
+    `"gl"`, `"pq"` or `"up"` for the criteria) and, with `verbose=1`,
+    printed with Lightning's sentence, e.g. `Stopping threshold reached:
+    val_loss = 0.09 < 0.1.`. Unlike Lightning's, the epoch that crosses a
+    threshold still counts as a candidate best epoch for
+    `restore_best_weights`.
+
+    A monitor missing from the logs is an error (`ValueError` naming it and
+    the logged keys) at the first epoch end that lacks it, as in Keras with
+    `mode="auto"` and in Lightning (`strict=True`); only a `val_` monitor on
+    an epoch without validation (`validation_freq > 1`) is skipped, with
+    Keras's warning. A monitored value logged as a one-element array (e.g.
+    `F1Score(average=None)` on one unit) is used as a number; several
+    elements are an error.
+
     Unlike Keras's, the best weights are restored whenever training ends: on
     a stop, at the epoch limit, and when the monitored value becomes NaN or
-    Inf, which also stops training. With an optimizer using `use_ema=True`,
+    Inf, which also stops training (unless `check_finite=False`: then a
+    non-finite value is never an improvement, as in Lightning). With an
+    optimizer using `use_ema=True`,
     the saved "best weights" are the moving averages at the best epoch (what
     `fit` would have returned had it stopped there), so the averaging asked
     for is kept.
@@ -80,6 +113,17 @@ class EarlyStopping(MonitoringCallback):
             successive rising strips of `"up"` (integer >= 1). Required for
             those criteria, unused by `"patience"`. Defaults to `None`.
         strip_length: strip length `k` of `"pq"` and `"up"`. Defaults to `5`.
+        stopping_threshold: stop as soon as the monitored value is better
+            than this (Lightning's). Defaults to `None` (off).
+        divergence_threshold: stop as soon as the monitored value is worse
+            than this (Lightning's). Defaults to `None` (off).
+        check_finite: stop when the monitored value is NaN or Inf.
+            Defaults to `True`.
+
+    Raises:
+        ValueError: at an epoch end, if `monitor` is not in the logs, or if
+            `stopping_threshold` is not better than `divergence_threshold`
+            in the direction of `monitor`.
 
     Example:
 
@@ -108,6 +152,7 @@ class EarlyStopping(MonitoringCallback):
         "wait",
         "stopped_epoch",
         "stop_reason",
+        "stop_message",
         "val_errors",
         "train_errors",
         "rising_strips",
@@ -127,6 +172,9 @@ class EarlyStopping(MonitoringCallback):
         criterion: str = "patience",
         alpha: float | None = None,
         strip_length: int = 5,
+        stopping_threshold: float | None = None,
+        divergence_threshold: float | None = None,
+        check_finite: bool = True,
     ) -> None:
         super().__init__(monitor, mode, min_delta)
         self.patience = check_number("patience", patience, low=0, integer=True)
@@ -141,6 +189,15 @@ class EarlyStopping(MonitoringCallback):
         self.strip_length = check_number(
             "strip_length", strip_length, low=1, integer=True
         )
+        self.stopping_threshold = _optional_number(
+            "stopping_threshold", stopping_threshold
+        )
+        self.divergence_threshold = _optional_number(
+            "divergence_threshold", divergence_threshold
+        )
+        self.check_finite = check_bool("check_finite", check_finite)
+        if self.mode != "auto":
+            self._check_thresholds(self.mode)
 
     def reset_state(self) -> None:
         self.best: float | None = None
@@ -148,6 +205,7 @@ class EarlyStopping(MonitoringCallback):
         self.wait = 0
         self.stopped_epoch = 0
         self.stop_reason: str | None = None
+        self.stop_message = ""
         self.val_errors: list[float] = []
         self.train_errors: list[float | None] = []
         self.rising_strips = 0
@@ -170,6 +228,9 @@ class EarlyStopping(MonitoringCallback):
             "criterion": self.criterion,
             "alpha": self.alpha,
             "strip_length": self.strip_length,
+            "stopping_threshold": self.stopping_threshold,
+            "divergence_threshold": self.divergence_threshold,
+            "check_finite": self.check_finite,
         }
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -183,6 +244,8 @@ class EarlyStopping(MonitoringCallback):
         logged = dict.fromkeys(LOGGED[self.criterion], math.nan)
         if self.criterion == "up":
             logged["up_strips"] = self.rising_strips
+        if not self._has_monitor(logs or {}):
+            return logged
         if epoch < self.start_from_epoch:
             return logged
         if self.criterion != "patience" and self.direction != "min":
@@ -191,26 +254,86 @@ class EarlyStopping(MonitoringCallback):
                 f"(lower is better), but `{self.monitor}` is maximised. "
                 "Monitor a loss or an error, e.g. monitor='val_loss'."
             )
+        self._check_thresholds(self.direction)
         current = self._monitored_value(logs)
         if current is None:
             return logged
-        if not math.isfinite(current):
-            self._stop(epoch, "nan")
+        finite = math.isfinite(current)
+        if self.check_finite and not finite:
+            best = self.best if self.best is not None else self._worst()
+            self._stop(
+                epoch,
+                "nan",
+                f"Monitored metric {self.monitor} = {current} is not finite. "
+                f"Previous best value was {best:.3f}.",
+            )
             return logged
+        threshold = self._threshold_reason(current)
         if self.criterion == "patience":
-            self._patience(epoch, current)
-            return logged
-        logged.update(self._prechelt(epoch, current, logs))
+            self._patience(epoch, current if finite else math.nan)
+        elif finite:
+            logged.update(self._prechelt(epoch, current, logs))
+        if threshold is not None:
+            self._stop(epoch, *threshold)
         return logged
+
+    def _has_monitor(self, logs: dict[str, Any]) -> bool:
+        """Whether `monitor` was logged; raises if its name is wrong."""
+        if self.monitor in logs:
+            return True
+        user = type(self).__name__
+        if _monitor.validation_skipped(self.monitor, logs):
+            warnings.warn(_monitor.unavailable(user, self.monitor, logs), stacklevel=4)
+            return False
+        raise ValueError(
+            _monitor.unavailable(user, self.monitor, logs)
+            + ". Pass one of them as `monitor` (a `val_` quantity needs "
+            "validation data in `fit`)."
+        )
+
+    def _worst(self) -> float:
+        return math.inf if self.direction == "min" else -math.inf
+
+    def _threshold_reason(self, current: float) -> tuple[str, str] | None:
+        """`(stop_reason, message)` when `current` crosses a threshold."""
+        better, worse = ("<", ">") if self.direction == "min" else (">", "<")
+        stop, diverge = self.stopping_threshold, self.divergence_threshold
+        if stop is not None and _beyond(current, stop, better):
+            return (
+                "stopping_threshold",
+                f"Stopping threshold reached: {self.monitor} = {current} "
+                f"{better} {stop}.",
+            )
+        if diverge is not None and _beyond(current, diverge, worse):
+            return (
+                "divergence_threshold",
+                f"Divergence threshold reached: {self.monitor} = {current} "
+                f"{worse} {diverge}.",
+            )
+        return None
+
+    def _check_thresholds(self, direction: str) -> None:
+        stop, diverge = self.stopping_threshold, self.divergence_threshold
+        if stop is None or diverge is None:
+            return
+        if (stop < diverge) if direction == "min" else (stop > diverge):
+            return
+        goal = "minimised" if direction == "min" else "maximised"
+        raise invalid_together(
+            {"stopping_threshold": stop, "divergence_threshold": diverge},
+            "a stopping threshold better than the divergence threshold "
+            f"(`{self.monitor}` is {goal})",
+        )
 
     def _snapshot(self, epoch: int) -> None:
         self.best_epoch = epoch
         if self.restore_best_weights:
             self.best_weights = final_weights(self.model)
 
-    def _stop(self, epoch: int, reason: str) -> None:
+    def _stop(self, epoch: int, reason: str, message: str = "") -> None:
         self.stopped_epoch = epoch
         self.stop_reason = reason
+        self.stop_message = message
         self.model.stop_training = True
 
     def _patience(self, epoch: int, current: float) -> None:
@@ -218,7 +341,7 @@ class EarlyStopping(MonitoringCallback):
         if self.restore_best_weights and self.best_weights is None:
             self._snapshot(epoch)
         self.wait += 1
-        if self.is_improvement(current, self.best):
+        if not math.isnan(current) and self.is_improvement(current, self.best):
             self.best = current
             self._snapshot(epoch)
             if self.baseline is None or self.is_improvement(current, self.baseline):
@@ -263,7 +386,8 @@ class EarlyStopping(MonitoringCallback):
         super().on_train_end(logs)
         if self.stop_reason and self.verbose:
             epoch = self.stopped_epoch + 1
-            print(f"Epoch {epoch}: early stopping ({self.stop_reason}).")
+            message = f" {self.stop_message}" if self.stop_message else ""
+            print(f"Epoch {epoch}: early stopping ({self.stop_reason}).{message}")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose:
                 print(
@@ -271,6 +395,14 @@ class EarlyStopping(MonitoringCallback):
                     f"{self.best_epoch + 1}."
                 )
             self.model.set_weights(self.best_weights)
+
+
+def _beyond(value: float, threshold: float, sign: str) -> bool:
+    return value < threshold if sign == "<" else value > threshold
+
+
+def _optional_number(name: str, value: float | None) -> float | None:
+    return None if value is None else check_number(name, value)
 
 
 def _generalisation_loss(current: float, best: float) -> float:

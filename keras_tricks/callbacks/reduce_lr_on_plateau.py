@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
@@ -10,6 +11,7 @@ from keras.optimizers.schedules import LearningRateSchedule as Schedule
 
 from keras_tricks import _keras_compat
 from keras_tricks._validation import check_number, invalid
+from keras_tricks.callbacks import _monitor
 from keras_tricks.callbacks._base import MonitoringCallback, rate_holders, read_lr
 
 
@@ -72,7 +74,11 @@ class ReduceLROnPlateau(MonitoringCallback):
     message, no new cooldown. With a `keras.optimizers.MultiOptimizer`, every
     sub-optimizer is reduced, and the logs get one `learning_rate_<name>`
     per sub-optimizer (Keras's keys); otherwise the current rate is logged as
-    `learning_rate`.
+    `learning_rate`. A monitor missing from the logs gets one warning per
+    `fit` listing the logged keys (Keras warns every epoch), at the first
+    epoch end without it, or, for a `val_` monitor on epochs without
+    validation (`validation_freq > 1`), at the end of training if it never
+    appeared. A value logged as a one-element array is used as a number.
 
     Unlike Keras's (which raises `TypeError`, tensorflow/tensorflow#36612), it
     also works when the optimizer's learning rate is a
@@ -133,6 +139,7 @@ class ReduceLROnPlateau(MonitoringCallback):
         self.cooldown = check_number("cooldown", cooldown, low=0, integer=True)
         self.min_lr = check_number("min_lr", min_lr, low=0)
         self._holders: list[tuple[str, Any, ScaledSchedule | None]] = []
+        self._seen = self._warned = False
 
     def reset_state(self) -> None:
         self.best: float | None = None
@@ -161,6 +168,7 @@ class ReduceLROnPlateau(MonitoringCallback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         super().on_train_begin(logs)
+        self._seen = self._warned = False
         self._holders = []
         installed = False
         for key, optimizer in rate_holders(self.model.optimizer):
@@ -184,6 +192,11 @@ class ReduceLROnPlateau(MonitoringCallback):
         self.last_epoch = epoch
         for key, optimizer, _ in self._holders:
             logs[key] = read_lr(optimizer)
+        if self.monitor not in logs:
+            if not _monitor.validation_skipped(self.monitor, logs):
+                self._warn_missing(logs)
+            return
+        self._seen = True
         current = self._monitored_value(logs)
         if current is None:
             return
@@ -200,6 +213,18 @@ class ReduceLROnPlateau(MonitoringCallback):
         if self.wait >= self.patience and self._reduce(epoch):
             self.cooldown_counter = self.cooldown
             self.wait = 0
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._seen and self.last_epoch >= 0:
+            self._warn_missing(logs or {})
+
+    def _warn_missing(self, logs: dict[str, Any]) -> None:
+        if not self._warned:
+            self._warned = True
+            message = _monitor.unavailable(type(self).__name__, self.monitor, logs)
+            warnings.warn(
+                f"{message}. The learning rate is never reduced.", stacklevel=3
+            )
 
     def _reduce(self, epoch: int) -> bool:
         """Reduces every rate above `min_lr` (Keras's float32 test); any reduced?"""

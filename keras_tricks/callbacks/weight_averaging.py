@@ -7,10 +7,29 @@ from typing import Any
 
 import keras
 import numpy as np
+from keras.optimizers.schedules import LearningRateSchedule as Schedule
 
-from keras_tricks import _layers
-from keras_tricks._validation import check_choice, check_number, invalid_together
-from keras_tricks.callbacks._base import TrainingCallback, final_weights
+from keras_tricks import _keras_compat, _layers
+from keras_tricks._validation import (
+    check_bool,
+    check_choice,
+    check_number,
+    invalid,
+    invalid_together,
+)
+from keras_tricks.callbacks._base import (
+    TrainingCallback,
+    final_weights,
+    rate_holders,
+    read_lr,
+)
+from keras_tricks.callbacks._swa_lr import (
+    STRATEGIES,
+    SWASchedule,
+    anneal_float,
+    annealing_factor,
+    progress,
+)
 from keras_tricks.callbacks.early_stopping import EarlyStopping
 from keras_tricks.layers import recalibrate_batch_norm
 
@@ -30,10 +49,41 @@ class WeightAveraging(TrainingCallback):
     non-trainable ones (BatchNormalization moving statistics) belong to the
     last weights, not to the average; with `recalibrate_data` they are
     re-estimated for the averaged weights by
-    `keras_tricks.layers.recalibrate_batch_norm` (exact population statistics
-    over `data`, layer by layer).
-    The optimizer state is left as it is, so a later `fit` continues from
-    the averaged weights with the optimizer's moments.
+    `keras_tricks.layers.recalibrate_batch_norm` (population statistics over
+    `recalibrate_data`, PyTorch's `update_bn`). Keras gives a callback no
+    public access to the data passed to `fit`, so unlike Lightning's
+    `StochasticWeightAveraging` (which runs one more epoch over its train
+    loader) this cannot happen on its own: pass the training inputs (or a
+    finite dataset of them) as `recalibrate_data`. A model with
+    BatchNormalization and no `recalibrate_data` gets a warning, unless
+    `recalibrate_batch_norm=False` says the last epoch's statistics are
+    wanted. The optimizer state is left as it is, so a later `fit`
+    continues from the averaged weights with the optimizer's moments.
+
+    With `swa_learning_rate`, the learning rate follows the SWA schedule of
+    Izmailov et al. and PyTorch's `torch.optim.swa_utils.SWALR`: from
+    epoch `start_from_epoch` (step `k = epoch - start_from_epoch`) it moves
+    from the current rate to `swa_learning_rate` over `annealing_epochs`
+    epochs and stays there:
+
+        t = min(1, k / annealing_epochs),  alpha = (1 - cos(pi t)) / 2 ("cos")
+        or alpha = t ("linear"),  lr = alpha * swa_learning_rate
+        + (1 - alpha) * lr_start
+
+    Epoch `start_from_epoch` itself runs at the current rate (`k = 0`, as in
+    Lightning, which starts `SWALR` at that epoch); with `annealing_epochs=0`
+    it runs at `swa_learning_rate` already. A float rate is set at the start
+    of each epoch, recovering `lr_start` from the rate found in the optimizer
+    as `SWALR` does (so a `ReduceLROnPlateau` reduction made meanwhile
+    carries through until `alpha` reaches 1). A `LearningRateSchedule` keeps
+    running underneath: it is wrapped, once, in a schedule returning
+    `alpha * swa_learning_rate + (1 - alpha) * schedule(step)`, with `alpha`
+    in a variable (nothing is retraced), the way `ReduceLROnPlateau` wraps a
+    schedule; the wrapper stays in the optimizer and is saved with it. The
+    rate is logged as `learning_rate` (`learning_rate_<name>` per
+    sub-optimizer of a `MultiOptimizer`) and is left at its SWA value when
+    `fit` ends (PyTorch leaves it so too). Without `swa_learning_rate` the
+    rate is not touched.
 
     With an optimizer using `use_ema=True` (Keras writes the moving averages
     into the model before `on_train_end`), the epochs' snapshots are the EMA
@@ -51,6 +101,20 @@ class WeightAveraging(TrainingCallback):
             `(x, y)` batches) on which to recompute the BatchNormalization
             statistics. Not part of the config. Defaults to `None`.
         start_epoch: deprecated name of `start_from_epoch`.
+        swa_learning_rate: the constant SWA learning rate (> 0) reached
+            after the annealing. Defaults to `None` (the rate is left alone).
+        annealing_epochs: epochs (>= 0) over which the rate moves to
+            `swa_learning_rate`. Defaults to `10` (PyTorch's).
+        annealing_strategy: `"cos"` or `"linear"`. Defaults to `"cos"`.
+        recalibrate_batch_norm: `None` recomputes the BatchNormalization
+            statistics when `recalibrate_data` is given and warns when a
+            model with BatchNormalization has none; `True` requires
+            `recalibrate_data`; `False` keeps the last epoch's statistics
+            without a warning. Defaults to `None`.
+
+    Raises:
+        TypeError: if `swa_learning_rate` is set and the optimizer's rate is
+            a callable that is not a `LearningRateSchedule`.
 
     Example:
 
@@ -81,6 +145,10 @@ class WeightAveraging(TrainingCallback):
         mode: str = "swa",
         recalibrate_data: Any = None,
         start_epoch: int | None = None,
+        swa_learning_rate: float | None = None,
+        annealing_epochs: int = 10,
+        annealing_strategy: str = "cos",
+        recalibrate_batch_norm: bool | None = None,
     ) -> None:
         super().__init__()
         if start_epoch is not None:
@@ -105,6 +173,32 @@ class WeightAveraging(TrainingCallback):
         )
         self.mode = check_choice("mode", mode, MODES)
         self.recalibrate_data = recalibrate_data
+        self.swa_learning_rate = (
+            None
+            if swa_learning_rate is None
+            else check_number(
+                "swa_learning_rate", swa_learning_rate, low=0, low_open=True
+            )
+        )
+        self.annealing_epochs = check_number(
+            "annealing_epochs", annealing_epochs, low=0, integer=True
+        )
+        self.annealing_strategy = check_choice(
+            "annealing_strategy", annealing_strategy, STRATEGIES
+        )
+        if recalibrate_batch_norm is not None:
+            check_bool("recalibrate_batch_norm", recalibrate_batch_norm)
+            if recalibrate_batch_norm is (recalibrate_data is None):
+                raise invalid_together(
+                    {
+                        "recalibrate_batch_norm": recalibrate_batch_norm,
+                        "recalibrate_data": recalibrate_data,
+                    },
+                    "`recalibrate_data` (the training inputs) with "
+                    "recalibrate_batch_norm=True, and none with False",
+                )
+        self.recalibrate_batch_norm = recalibrate_batch_norm
+        self._holders: list[tuple[str, Any, SWASchedule | None]] = []
 
     @property
     def start_epoch(self) -> int:
@@ -125,6 +219,10 @@ class WeightAveraging(TrainingCallback):
             **super().get_config(),
             "start_from_epoch": self.start_from_epoch,
             "mode": self.mode,
+            "swa_learning_rate": self.swa_learning_rate,
+            "annealing_epochs": self.annealing_epochs,
+            "annealing_strategy": self.annealing_strategy,
+            "recalibrate_batch_norm": self.recalibrate_batch_norm,
         }
 
     def _data_arguments(self) -> dict[str, Any]:
@@ -140,8 +238,64 @@ class WeightAveraging(TrainingCallback):
         trainable = {id(w) for w in self.model.trainable_weights}
         return [i for i, w in enumerate(self.model.weights) if id(w) in trainable]
 
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        self._holders = []
+        if self.swa_learning_rate is None:
+            return
+        installed = False
+        for key, optimizer in rate_holders(self.model.optimizer):
+            learning_rate = _keras_compat.learning_rate_object(optimizer)
+            schedule = None
+            if (
+                isinstance(learning_rate, SWASchedule)
+                and learning_rate.swa_learning_rate == self.swa_learning_rate
+            ):
+                schedule = learning_rate  # installed by an earlier fit
+            elif isinstance(learning_rate, Schedule):
+                if isinstance(learning_rate, SWASchedule):  # another SWA rate
+                    learning_rate = learning_rate.schedule
+                schedule = SWASchedule(learning_rate, self.swa_learning_rate)
+                optimizer.learning_rate = schedule
+                installed = True
+            elif callable(learning_rate):
+                raise invalid(
+                    "learning_rate",
+                    learning_rate,
+                    "a float or a LearningRateSchedule for "
+                    "WeightAveraging(swa_learning_rate=...)",
+                    TypeError,
+                )
+            if schedule is not None:
+                schedule.alpha.assign(0.0)
+            self._holders.append((key, optimizer, schedule))
+        if installed and getattr(self.model, "train_function", None) is not None:
+            self.model.make_train_function(force=True)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.swa_learning_rate is None or epoch < self.start_from_epoch:
+            return
+        k = epoch - self.start_from_epoch
+        alpha = annealing_factor(
+            progress(k, self.annealing_epochs)[1], self.annealing_strategy
+        )
+        for _, optimizer, schedule in self._holders:
+            if schedule is not None:
+                schedule.alpha.assign(alpha)
+                continue
+            optimizer.learning_rate = anneal_float(
+                read_lr(optimizer),
+                k,
+                self.swa_learning_rate,
+                self.annealing_epochs,
+                self.annealing_strategy,
+            )
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.last_epoch = epoch
+        if logs is not None:
+            for key, optimizer, _ in self._holders:
+                logs[key] = read_lr(optimizer)
         if epoch < self.start_from_epoch:
             return
         weights = final_weights(self.model)
@@ -193,13 +347,15 @@ class WeightAveraging(TrainingCallback):
                 return
 
     def _recalibrate(self) -> None:
-        if not _has_batch_norm(self.model):
+        if self.recalibrate_batch_norm is False or not _has_batch_norm(self.model):
             return
         if self.recalibrate_data is None:
             warnings.warn(
                 "WeightAveraging swapped in the averaged weights, but the "
                 "BatchNormalization statistics still belong to the last "
-                "epoch's weights. Pass `recalibrate_data` to recompute them.",
+                "epoch's weights. Pass `recalibrate_data` (the training "
+                "inputs) to recompute them, or recalibrate_batch_norm=False "
+                "to keep them.",
                 stacklevel=3,
             )
             return

@@ -258,10 +258,10 @@ def test_prechelt_needs_minimised_monitor():
         _feed(stopper, [0.5, 0.6], monitor="val_accuracy")
 
 
-def test_missing_monitor_warns_with_available_keys():
+def test_missing_monitor_raises_with_available_keys():
     stopper = EarlyStopping("val_error")
-    with pytest.warns(UserWarning, match="Available metrics are: val_loss,loss"):
-        assert _feed(stopper, [0.5, 0.6], monitor="val_loss") is None
+    with pytest.raises(ValueError, match="Available metrics are: val_loss,loss"):
+        _feed(stopper, [0.5, 0.6], monitor="val_loss")
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,14 @@ def test_start_epoch_is_the_deprecated_name_of_start_from_epoch():
     with pytest.warns(DeprecationWarning, match="use start_from_epoch"):
         keyword = WeightAveraging(start_epoch=3)
     assert positional.get_config() == keyword.get_config()
-    assert keyword.get_config() == {"start_from_epoch": 3, "mode": "swa"}
+    assert keyword.get_config() == {
+        "start_from_epoch": 3,
+        "mode": "swa",
+        "swa_learning_rate": None,
+        "annealing_epochs": 10,
+        "annealing_strategy": "cos",
+        "recalibrate_batch_norm": None,
+    }
     with pytest.warns(DeprecationWarning, match="use start_from_epoch"):
         assert keyword.start_epoch == 3
     with pytest.warns(DeprecationWarning):  # a config saved before the rename

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 
 from keras_tricks._extras import require
+from keras_tricks._learning_rate import check_settable_lr, read_lr
 from keras_tricks._validation import check_number, invalid
-from keras_tricks.callbacks._base import check_settable_lr, read_lr
 
 SMOOTHING = 0.98
 """Weight of the past in the loss's moving average (as in fast.ai's finder)."""

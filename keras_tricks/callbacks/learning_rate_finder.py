@@ -181,6 +181,7 @@ class LearningRateFinder(TrainingCallback):
     ) -> None:
         if self._sweep is None:
             return
+        # `self.model` first, as in `_finish` (the JAX state).
         model = self.model
         model.reset_metrics()  # so the step's logged loss is its batch's loss
         rate = self._sweep.rate(len(self._sweep.lrs))
@@ -211,8 +212,11 @@ class LearningRateFinder(TrainingCallback):
         if sweep is None or snapshot is None:
             return
         self._sweep = self._snapshot = None
+        # `self.model` first: on JAX it writes the trainer's state into the
+        # variables, and the next step reads them back, restored.
+        model = self.model
         snapshot.restore()
-        self.model.reset_metrics()
+        model.reset_metrics()
         self.result = sweep.result()
         self.suggestion = self.result.suggest(self.rule, self.skip_begin, self.skip_end)
         if self.suggestion is None:

@@ -3,8 +3,9 @@
 Each family lives in its own subpackage: `initializers` (named schemes, LSUV),
 `regularizers` (parameter tying), `diagnostics` (per-layer statistics),
 `layers` (ghost batch norm, BN recalibration, dropout variants), `optimizers`
-(gradient clipping), `callbacks`, `lr_finder` (the learning-rate range test),
-`ensembles` (explicit model averaging), `data` (train/dev/test splits). Importing
+(gradient clipping), `callbacks`, `schedules` (one-cycle), `lr_finder` (the
+learning-rate range test), `ensembles` (explicit model averaging), `data`
+(train/dev/test splits). Importing
 the package loads these light subpackages only. The heavier ones are loaded
 on first use: `datasets` (embedded data for demos), `lab` and `studies` (the
 experiments behind the `keras-tricks` command), `tuning` (KerasTuner search
@@ -23,6 +24,7 @@ from keras_tricks import (
     lr_finder,
     optimizers,
     regularizers,
+    schedules,
 )
 
 __version__ = "0.1.0"
@@ -42,6 +44,7 @@ __all__ = [
     "lr_finder",
     "optimizers",
     "regularizers",
+    "schedules",
     "studies",
     "tuning",
 ]

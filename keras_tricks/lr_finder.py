@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from keras_tricks._extras import require
-from keras_tricks._validation import check_number, invalid
+from keras_tricks._validation import check_number, check_same_length, invalid
 from keras_tricks.callbacks._base import check_settable_lr, read_lr
 
 SMOOTHING = 0.98
@@ -225,6 +225,7 @@ def find_learning_rate(
         Smith, "Cyclical Learning Rates for Training Neural Networks", WACV
         2017.
     """
+    check_same_length(x, y)
     min_lr = check_number("min_lr", min_lr, low=0, low_open=True)
     max_lr = check_number("max_lr", max_lr, low=0, low_open=True)
     if min_lr >= max_lr:

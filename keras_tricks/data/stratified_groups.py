@@ -54,8 +54,9 @@ def stratified_group_assignment(
        groups.
     3. Local search: the best move of one group to another split, or when
        no move helps (and up to `SWAP_GROUPS` groups) the best swap of two
-       groups in different splits, is applied while it lowers the cost, keeps every split within the
-       largest group's size of its requested size and leaves no split empty.
+       groups in different splits, is applied while it lowers the cost,
+       keeps every split within the largest group's size of its requested
+       size and leaves no split empty.
 
     Args:
         group_codes: group code `0..g-1` of every example.

@@ -84,13 +84,9 @@ def as_labels(values: Any, name: str) -> np.ndarray:
     given = values
     if hasattr(values, "to_numpy"):
         values = values.to_numpy()
-    if isinstance(values, list | tuple):
-        _check_one_label_kind(name, given, np.asarray(values, dtype=object))
     values = np.asarray(values)
     if values.ndim == 0:
         raise invalid(name, given, "an array of labels, one per example")
-    if values.dtype == object:
-        _check_one_label_kind(name, given, values)
     if values.dtype.kind == "f" and np.isnan(values).any():
         where = np.flatnonzero(np.isnan(values.reshape(len(values), -1)).any(1))
         raise invalid(
@@ -108,6 +104,9 @@ def as_labels(values: Any, name: str) -> np.ndarray:
                 f"labels without NaN (NaN at rows {bad[:5]})",
                 fix="Drop or impute those rows first",
             )
+        _check_one_label_kind(name, given, values)
+    elif isinstance(given, list | tuple) and values.dtype.kind in "US":
+        _check_one_label_kind(name, given, np.asarray(given, dtype=object))
     return values
 
 

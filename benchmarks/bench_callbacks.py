@@ -301,4 +301,44 @@ def run(quick=False):
         ("Callback overhead", overhead(quick)),
         ("Prechelt's early-stopping trade-off", prechelt(quick)),
         ("EpochDecay and SWA", decay_and_swa(quick)),
+        ("ActivationStats overhead", activation_stats_overhead(quick)),
     ]
+
+
+def activation_stats_overhead(quick):
+    """ActivationStats at its default `every_n_steps` against a plain `fit`.
+
+    Two identical MLPs (64-128-128-10 on digits, batch 32, 5 epochs = 225
+    steps per `fit`), one fit with `ActivationStats(x[:256])` (records at
+    steps 0, 100, 200), one without; the fits alternate and the median of
+    the per-pair time ratios is the result (goal: <= 1.05x).
+    """
+    from benchmarks.harness import compare, row
+    from keras_tricks.callbacks import ActivationStats
+
+    (x, y), _ = load_digits()
+    epochs = 5
+    plain = _mlp(64, [128, 128], keras.optimizers.SGD(0.01), 0)
+    watched = _mlp(64, [128, 128], keras.optimizers.SGD(0.01), 0)
+    stats = ActivationStats(x[:256])
+
+    def fit(model, callbacks):
+        return lambda: model.fit(
+            x, y, epochs=epochs, batch_size=32, verbose=0, callbacks=callbacks
+        )
+
+    result = compare(fit(watched, [stats]), fit(plain, []), repeats=3 if quick else 7)
+    steps = epochs * -(-len(x) // 32)
+    return Report(
+        [
+            row(
+                f"ActivationStats(every_n_steps={stats.every_n_steps})",
+                result,
+                1.05,
+                note=f"{len(stats.steps)} records in {steps} steps, "
+                f"{len(stats.stats)} layers",
+            )
+        ],
+        title="ActivationStats: fit with it vs a plain fit (digits MLP 128-128, "
+        "batch 32; median ratio of alternating fits)",
+    )

@@ -21,6 +21,9 @@
    three times, so it cannot reach 0.8x when reading dominates. Next to the
    wall-clock ratio (the goal), the process CPU time ratio of the same runs
    is shown: on a shared machine it varies less.
+3. Stratified group splits (`stratify` and `groups` together): the
+   class-proportion error and the size gap of ours against a split built
+   from `sklearn.model_selection.StratifiedGroupKFold`, on clumpy data.
 """
 
 import json
@@ -352,4 +355,105 @@ def _stream_sections(quick):
 
 
 def run(quick=False):
-    return _split_sections(quick) + _stream_sections(quick)
+    return _split_sections(quick) + group_stratified(quick) + _stream_sections(quick)
+
+
+def _clumpy_groups(seed, n, n_groups, n_classes):
+    """Zipf-sized groups (at most n/10), each with its own Dirichlet class mix."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.zipf(1.6, n_groups).clip(1, n // 10)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    mix = rng.dirichlet(np.ones(n_classes), n_groups)
+    y = np.concatenate(
+        [rng.choice(n_classes, s, p=mix[g]) for g, s in enumerate(sizes)]
+    )
+    return y, groups
+
+
+def _proportion_error(y, indices):
+    """Mean over splits of the largest class-proportion gap to the whole data."""
+    overall = np.bincount(y) / len(y)
+    return float(
+        np.mean(
+            [
+                np.abs(
+                    np.bincount(y[i], minlength=overall.size) / len(i) - overall
+                ).max()
+                for i in indices
+            ]
+        )
+    )
+
+
+def _sklearn_group_split(y, groups, n_folds, seed):
+    """Train/dev/test from StratifiedGroupKFold: fold 0 test, fold 1 dev."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
+    folds = [test for _, test in splitter.split(np.zeros(len(y)), y, groups)]
+    return [np.concatenate(folds[2:]), folds[1], folds[0]]
+
+
+def _size_gap(indices, wanted):
+    return max(abs(len(i) - w) for i, w in zip(indices, wanted, strict=True))
+
+
+def group_stratified(quick):
+    """Class-proportion error of stratified group splits, ours vs scikit-learn.
+
+    Clumpy data (Zipf group sizes, a class mix per group, 5 classes): ours is
+    `TrainDevTestSplit(dev_size=1/k, test_size=1/k).split(n, stratify=y,
+    groups=groups)`; scikit-learn's is `StratifiedGroupKFold(k, shuffle=True)`
+    with fold 0 as test, fold 1 as dev and the rest as train (k = 5: 60/20/20,
+    k = 10: 80/10/10). Error: mean over the three splits of the largest gap
+    between a class's share in the split and overall; size: the largest gap
+    between a split's size and the requested one, in examples.
+    """
+    from keras_tricks.data import TrainDevTestSplit, resolve_sizes
+
+    n, n_groups = (3_000, 150) if quick else (20_000, 600)
+    rows = []
+    for seed in range(2 if quick else 5):
+        y, groups = _clumpy_groups(seed, n, n_groups, 5)
+        for n_folds in (5, 10):
+            wanted = resolve_sizes(len(y), None, 1 / n_folds, 1 / n_folds)
+            splitter = TrainDevTestSplit(
+                dev_size=1 / n_folds, test_size=1 / n_folds, random_state=seed
+            )
+            start = time.perf_counter()
+            ours = splitter.split(len(y), stratify=y, groups=groups)
+            ours_s = time.perf_counter() - start
+            start = time.perf_counter()
+            theirs = _sklearn_group_split(y, groups, n_folds, seed)
+            theirs_s = time.perf_counter() - start
+
+            rows.append(
+                {
+                    "seed": seed,
+                    "split": f"{100 - 200 // n_folds}/{100 // n_folds}/"
+                    f"{100 // n_folds}",
+                    "rows": len(y),
+                    "largest_group": int(np.bincount(groups).max()),
+                    "ours_error": _proportion_error(y, ours),
+                    "sklearn_error": _proportion_error(y, theirs),
+                    "ours_size_gap": _size_gap(ours, wanted),
+                    "sklearn_size_gap": _size_gap(theirs, wanted),
+                    "ours_s": ours_s,
+                    "sklearn_s": theirs_s,
+                }
+            )
+    ours_mean = statistics.mean(r["ours_error"] for r in rows)
+    theirs_mean = statistics.mean(r["sklearn_error"] for r in rows)
+    wins = sum(r["ours_error"] <= r["sklearn_error"] for r in rows)
+    return [
+        (
+            "data: stratified group split, class-proportion error",
+            Report(
+                rows,
+                title="stratified group split vs a StratifiedGroupKFold-based "
+                f"split, {n_groups} Zipf-sized groups, 5 classes: mean error "
+                f"{ours_mean:.4f} vs {theirs_mean:.4f}, ours <= theirs in "
+                f"{wins}/{len(rows)}",
+            ),
+        )
+    ]

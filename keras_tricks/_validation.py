@@ -120,3 +120,55 @@ def check_rank(layer, input_shape, minimum, what="(batch, ..., features)"):
             tuple(input_shape),
             f"rank >= {minimum} {what} for layer '{layer.name}'",
         )
+
+
+def check_patterns(name, patterns):
+    """Checks that every string in `patterns` is a regular expression.
+
+    Returns them as a list; raises naming the first one that does not
+    compile, with the reason from `re`.
+    """
+    import re
+
+    patterns = list(patterns)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise invalid(
+                name,
+                patterns,
+                f"regular expressions (`re` syntax); {pattern!r} is not one: {error}",
+            ) from None
+    return patterns
+
+
+def check_same_length(x, y):
+    """Checks that `x` and `y` (arrays, or dicts/lists of arrays) have as many
+    rows; skipped when either is None or not an in-memory array.
+
+    For functions that take a dataset as `x` with `y=None`, or arrays as
+    `x` and `y` (as `keras.Model.fit` does).
+    """
+    if x is None or y is None:
+        return
+    x_rows, y_rows = _rows(x), _rows(y)
+    if x_rows is not None and y_rows is not None and x_rows != y_rows:
+        raise invalid_together(
+            {"x": x, "y": y},
+            f"as many targets as inputs ({x_rows} rows in `x`, {y_rows} in `y`)",
+        )
+
+
+def _rows(data):
+    """Number of rows of an array, or of the first array in a dict/list."""
+    if isinstance(data, dict):
+        data = next(iter(data.values()), None)
+    elif isinstance(data, list | tuple):
+        if not data or not hasattr(data[0], "shape"):
+            return len(data)  # a plain list of targets (or of rows)
+        data = data[0]  # a list of input arrays
+    shape = getattr(data, "shape", None)
+    if shape is None or len(shape) == 0 or shape[0] is None:
+        return None
+    return int(shape[0])

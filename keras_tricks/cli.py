@@ -114,6 +114,8 @@ def _ablate(args: argparse.Namespace) -> int:
     if args.max_examples:
         data = data.subsample(args.max_examples)
     check_data(data.x, data.y)
+    if data.original_labels is not None:
+        print(_label_note(data.original_labels), flush=True)
     test = (
         "its own test split"
         if data.test is not None
@@ -148,6 +150,18 @@ def _ablate(args: argparse.Namespace) -> int:
     paths = write_outputs(result, args.out)
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _label_note(original: Any) -> str:
+    """Says how the file's labels were remapped to class ids 0..k-1."""
+    pairs = [f"{label} -> {i}" for i, label in enumerate(original.tolist())]
+    shown = ", ".join(pairs[:10]) + (
+        f", ... ({len(pairs)} in all)" if len(pairs) > 10 else ""
+    )
+    return (
+        f"Note: the labels are not 0..{len(pairs) - 1}; remapped in sorted "
+        f"order (label -> class id): {shown}."
+    )
 
 
 def _init_study(args: argparse.Namespace) -> int:

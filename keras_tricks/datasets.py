@@ -164,6 +164,9 @@ class LabDataset:
         test: `(x_test, y_test)` when the dataset comes with its own test
             split (Fashion-MNIST), else `None` (the lab carves one out).
         image_shape: `(height, width, channels)` for image data, else `None`.
+        original_labels: when the file's labels were not `0..k-1`, the
+            original label of each class id (`original_labels[c]` was
+            remapped to `c`), else `None`.
     """
 
     name: str
@@ -171,6 +174,7 @@ class LabDataset:
     y: np.ndarray
     test: tuple[np.ndarray, np.ndarray] | None = None
     image_shape: tuple[int, int, int] | None = None
+    original_labels: np.ndarray | None = None
 
     @property
     def classes(self) -> int:
@@ -184,7 +188,12 @@ class LabDataset:
             return self
         keep = np.sort(np.random.default_rng(seed).permutation(len(self.x))[:examples])
         return LabDataset(
-            self.name, self.x[keep], self.y[keep], self.test, self.image_shape
+            self.name,
+            self.x[keep],
+            self.y[keep],
+            self.test,
+            self.image_shape,
+            self.original_labels,
         )
 
 
@@ -198,7 +207,9 @@ def load_dataset(
             `"fashion-mnist"` (60,000 training and 10,000 test images, read
             by `load_fashion_mnist`) or the path of an `.npz` file holding
             arrays `x` (n rows; images as `(n, h, w)` or `(n, h, w, c)`) and
-            `y` (n integer class labels).
+            `y` (n integer class labels; labels other than `0..k-1`, such
+            as `{0, 1, 100000}`, are remapped to `0..k-1` by
+            `compact_labels`, the mapping kept in `original_labels`).
         data_dir: the Fashion-MNIST directory. Defaults to `None` (Debian's
             package, then Keras's cache).
 
@@ -233,7 +244,29 @@ def load_dataset(
         )
     x, y = _read_npz(name)
     check_data(x, y)
-    return LabDataset(str(name), x, y, None, _image_shape(x))
+    y, original = compact_labels(y)
+    return LabDataset(str(name), x, y, None, _image_shape(x), original)
+
+
+def compact_labels(y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Maps integer labels to consecutive class ids `0..k-1`, in sorted order.
+
+    Labels `{0, 1, 100000}` would otherwise make a softmax of 100,001 units.
+
+    Returns:
+        `(ids, original)`: the int32 class ids, and the original label of
+        each id (`None` when the labels already are `0..k-1`).
+
+    Example:
+
+    >>> ids, original = compact_labels(np.array([0, 100000, 1, 100000]))
+    >>> ids.tolist(), original.tolist()
+    ([0, 2, 1, 2], [0, 1, 100000])
+    """
+    values, ids = np.unique(y, return_inverse=True)
+    if values[0] == 0 and values[-1] == len(values) - 1:
+        return y, None
+    return ids.reshape(-1).astype("int32"), values
 
 
 def _read_npz(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -31,15 +31,15 @@ def average_models(
     Args:
         models: two or more built functional or Sequential `keras.Model`s with
             the same input signature (shapes without the batch axis, dtypes)
-            and the same output structure, each with a unique name.
+            and the same output structure and shapes, each with a unique name.
         name: name of the averaged model. Defaults to `"average"`.
 
     Returns:
         A `keras.Model` taking the members' inputs.
 
     Raises:
-        ValueError: fewer than two models, inputs that differ, or two models
-            with the same name.
+        ValueError: fewer than two models, inputs or output shapes that
+            differ, or two models with the same name.
         TypeError: a member that is not a built `keras.Model`.
 
     Example:
@@ -75,6 +75,17 @@ def average_models(
                 f"models with the same input signature; {models[0].name!r} takes "
                 f"{reference} but {model.name!r} takes {_signature(model)}",
             )
+    shapes = _output_shapes(models[0])
+    for model in models[1:]:
+        if _output_shapes(model) != shapes:
+            raise invalid(
+                "models",
+                [m.name for m in models],
+                f"models with the same output shapes; {models[0].name!r} gives "
+                f"{shapes} but {model.name!r} gives {_output_shapes(model)}",
+                fix="Average only models of the same task (e.g. the same "
+                "number of classes)",
+            )
     names = [model.name for model in models]
     if len(set(names)) != len(names):
         raise invalid(
@@ -97,3 +108,8 @@ def average_models(
     else:
         averaged = keras.layers.Average(name=f"{name}_mean")(outputs)
     return keras.Model(member_inputs, averaged, name=name)
+
+
+def _output_shapes(model: keras.Model) -> list[tuple[int | None, ...]]:
+    """The shapes of a model's outputs, without the batch axis."""
+    return [tuple(output.shape[1:]) for output in model.outputs]

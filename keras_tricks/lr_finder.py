@@ -11,7 +11,12 @@ import numpy as np
 
 from keras_tricks._extras import require
 from keras_tricks._learning_rate import check_settable_lr, read_lr
-from keras_tricks._validation import check_choice, check_number, invalid
+from keras_tricks._validation import (
+    check_choice,
+    check_number,
+    check_same_length,
+    invalid,
+)
 
 SMOOTHING = 0.98
 """Weight of the past in the loss's moving average (as in fast.ai's finder)."""
@@ -336,6 +341,7 @@ def find_learning_rate(
         Smith, "Cyclical Learning Rates for Training Neural Networks", WACV
         2017.
     """
+    check_same_length(x, y)
     sweep = _Sweep(min_lr, max_lr, steps, stop_factor=stop_factor, mode=mode)
     batch_size = check_number("batch_size", batch_size, low=1, integer=True)
     optimizer = getattr(model, "optimizer", None)

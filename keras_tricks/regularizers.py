@@ -69,8 +69,11 @@ class TiedRegularizer(keras.regularizers.Regularizer, _keras_compat.SAVEABLE_BAS
 
     Raises:
         ValueError: for `strength < 0`, an unknown `norm`, both or neither of
-            `reference` and `reference_layer`, or a reference with NaN or Inf.
-        TypeError: for a `reference_layer` that is not a layer.
+            `reference` and `reference_layer`, or a reference with NaN or Inf;
+            at the first penalty (after the layer's `build`), for a reference
+            whose shape differs from the regularised weight's.
+        TypeError: for a `reference_layer` that is not a layer, or a
+            `reference` that is not numeric.
 
     Example:
 
@@ -126,7 +129,15 @@ class TiedRegularizer(keras.regularizers.Regularizer, _keras_compat.SAVEABLE_BAS
         if shared and reference.dtype == "float32":
             values = reference  # read-only values of another regularizer
         else:
-            values = np.array(reference, dtype="float32")
+            try:
+                values = np.array(reference, dtype="float32")
+            except (TypeError, ValueError):
+                raise invalid(
+                    "reference",
+                    reference,
+                    "numbers: an array of the regularised weight's shape",
+                    TypeError,
+                ) from None
         if not np.all(np.isfinite(values)):
             raise invalid("reference", reference, "finite values (no NaN or Inf)")
         values.flags.writeable = False
@@ -156,10 +167,37 @@ class TiedRegularizer(keras.regularizers.Regularizer, _keras_compat.SAVEABLE_BAS
         return variable
 
     def __call__(self, x: Any) -> Any:
-        diff = x - keras.ops.cast(self._reference(), x.dtype)
+        reference = self._reference()
+        self._check_shape(reference, x)
+        diff = x - keras.ops.cast(reference, x.dtype)
         if self.norm == "l2":
             return self.strength * keras.ops.sum(keras.ops.square(diff))
         return self.strength * keras.ops.sum(keras.ops.abs(diff))
+
+    def _check_shape(self, reference: Any, x: Any) -> None:
+        """Raises when the reference and the weight have different shapes.
+
+        Checked on static shapes at the first penalty, which Keras computes
+        when the layer's losses are first read (right after `build`).
+        """
+        wanted = tuple(x.shape)
+        got = tuple(reference.shape)
+        if None in wanted or got == wanted:
+            return
+        if self.reference is not None:
+            raise invalid(
+                "reference",
+                self.reference,
+                f"values of the regularised weight's shape {wanted} "
+                f"(they have shape {got})",
+            )
+        name = getattr(self.reference_layer, "name", None)
+        raise invalid(
+            "reference_layer",
+            self.reference_layer,
+            f"a layer whose `{self.reference_weight}` has the regularised "
+            f"weight's shape {wanted} (layer '{name}' has shape {got})",
+        )
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {

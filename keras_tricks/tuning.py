@@ -109,6 +109,14 @@ def _check_range(trick: str, value: Any) -> tuple[Any, ...]:
             value,
             f"(min, max) or (min, max, step) within [{low}, {high}]",
         )
+    if record.kind == "log" and value[0] <= 0:
+        raise invalid(
+            f"ranges['{trick}']",
+            value,
+            "(min, max) with min > 0: the values are sampled on a log scale",
+            fix="Start the range above 0"
+            + (f", e.g. ({value[1] / 1000:g}, {value[1]:g})" if value[1] > 0 else ""),
+        )
     return tuple(value)
 
 

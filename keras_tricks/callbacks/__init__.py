@@ -9,6 +9,7 @@ before Keras's loggers); the monitoring ones from `MonitoringCallback`
 first home, so existing imports keep working.
 """
 
+from keras_tricks.callbacks.activation_stats import ActivationStats
 from keras_tricks.callbacks.early_stopping import EarlyStopping
 from keras_tricks.callbacks.epoch_decay import EpochDecay
 from keras_tricks.callbacks.fit_diagnosis import FitDiagnosis
@@ -25,6 +26,7 @@ from keras_tricks.ensembles import average_models
 from keras_tricks.lr_finder import LRFinderResult, find_learning_rate
 
 __all__ = [
+    "ActivationStats",
     "EarlyStopping",
     "EpochDecay",
     "FitDiagnosis",

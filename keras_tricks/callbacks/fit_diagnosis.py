@@ -115,14 +115,21 @@ class FitDiagnosis(TrainingCallback):
     error of the final weights; no extra pass over the data is made.
 
     Args:
-        target_error: the error reachable (human level, Bayes error).
-            Defaults to `0.0`.
+        target_error: the error reachable (human level, Bayes error), >= 0;
+            an error rate in [0, 1) with an accuracy metric. Defaults to
+            `0.0`.
         gap_tolerance: largest bias or variance counted as small.
             Defaults to `0.02`.
         error_metric: name of the logged metric (compile it with
             `metrics=[...]` and pass validation data). Defaults to
             `"accuracy"`.
         verbose: 1 prints the final diagnosis. Defaults to `1`.
+
+    Raises:
+        ValueError: for a negative `target_error` or `gap_tolerance`, a
+            `target_error` >= 1 with an accuracy metric, or a negative
+            `verbose`.
+        TypeError: for an `error_metric` that is not a metric name.
 
     Example:
 
@@ -153,6 +160,14 @@ class FitDiagnosis(TrainingCallback):
         if not isinstance(error_metric, str) or not error_metric:
             raise invalid("error_metric", error_metric, "a metric name", TypeError)
         self.error_metric = error_metric.removeprefix("val_")
+        if "acc" in self.error_metric and self.target_error >= 1:
+            raise invalid(
+                "target_error",
+                target_error,
+                "an error rate in [0, 1) with the accuracy metric "
+                f"{self.error_metric!r} (the error is 1 - accuracy)",
+                fix="Pass the reachable error as a fraction, e.g. 0.05 for 5%",
+            )
         self.verbose = check_number("verbose", verbose, low=0, integer=True)
 
     def reset_state(self) -> None:

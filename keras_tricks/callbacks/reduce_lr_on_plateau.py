@@ -215,6 +215,7 @@ class ReduceLROnPlateau(MonitoringCallback):
             self.wait = 0
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_end(logs)
         if not self._seen and self.last_epoch >= 0:
             self._warn_missing(logs or {})
 

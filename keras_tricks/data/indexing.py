@@ -104,4 +104,29 @@ def as_labels(values: Any, name: str) -> np.ndarray:
                 f"labels without NaN (NaN at rows {bad[:5]})",
                 fix="Drop or impute those rows first",
             )
+        _check_one_label_kind(name, given, values)
+    elif isinstance(given, list | tuple) and values.dtype.kind in "US":
+        _check_one_label_kind(name, given, np.asarray(given, dtype=object))
     return values
+
+
+def _check_one_label_kind(name: str, given: Any, values: np.ndarray) -> None:
+    """Raises when labels mix strings with numbers (`1` and `"1"`).
+
+    NumPy turns `[1, "1"]` into two equal strings, so the classes would
+    merge silently; an object array would keep them apart, sorting fails.
+    """
+    flat = values.ravel().tolist()
+    is_text = [isinstance(v, str | bytes) for v in flat]
+    if any(is_text) and not all(is_text):
+        first_text = is_text.index(True)
+        first_other = is_text.index(False)
+        raise invalid(
+            name,
+            given,
+            "labels of one kind, all strings or all numbers (element "
+            f"{first_other} is {flat[first_other]!r}, element {first_text} "
+            f"is {flat[first_text]!r})",
+            TypeError,
+            fix="Convert them to one type first, e.g. all to str",
+        )

@@ -16,6 +16,7 @@ from keras_tricks._validation import check_number, invalid
 from keras_tricks.data import allocate
 from keras_tricks.data.indexing import as_labels, indexable, num_rows, take
 from keras_tricks.data.sizes import SPLITS, Size, _check_size, resolve_sizes
+from keras_tricks.data.stratified_groups import stratified_group_assignment
 from keras_tricks.report import Report
 
 # With `groups`, warn when a split's achieved fraction is this far off.
@@ -76,7 +77,11 @@ class TrainDevTestSplit:
     count of class c in split s is the floor or the ceiling of
     `n_c * size_s / n`, and the split sizes are exact. With `groups`, each
     group lands in one split only, and the sizes are as close to the
-    requested ones as the groups allow (see `report_`).
+    requested ones as the groups allow (see `report_`). With both, groups
+    stay whole and each group goes, largest first, to the split with room
+    for it where it brings the class proportions closest to the overall
+    ones (`keras_tricks.data.stratified_groups`); every
+    split's size is then within one group of the requested one.
 
     Args:
         dev_size: size of the dev split. Defaults to `None`.
@@ -147,8 +152,9 @@ class TrainDevTestSplit:
 
         Raises:
             ValueError: for bad sizes, an empty split, NaN labels, a class
-                smaller than the number of splits, stratify without shuffle,
-                or stratify together with groups.
+                smaller than the number of splits (without groups), a split
+                smaller than the number of classes, or stratify without
+                shuffle.
         """
         if not isinstance(n_samples, numbers.Integral):
             n_samples = num_rows(indexable(n_samples), "n_samples")
@@ -156,14 +162,6 @@ class TrainDevTestSplit:
         counts = np.array(
             resolve_sizes(n, self.train_size, self.dev_size, self.test_size)
         )
-        if stratify is not None and groups is not None:
-            raise invalid(
-                "groups",
-                groups,
-                "None when `stratify` is given",
-                fix="Stratified group splitting is not implemented; use "
-                "sklearn.model_selection.StratifiedGroupKFold, or split by groups",
-            )
         if stratify is not None and not self.shuffle:
             raise invalid(
                 "stratify",
@@ -174,7 +172,18 @@ class TrainDevTestSplit:
         rng = make_rng(self.random_state)
         indices: list[np.ndarray]
         if stratify is not None:
-            indices = self._stratified(n, counts, as_labels(stratify, "stratify"), rng)
+            labels = as_labels(stratify, "stratify")
+            if len(labels) != n:
+                raise invalid("stratify", stratify, f"one label per example ({n})")
+            codes, classes, class_counts = allocate.class_codes(labels)
+            self._check_split_sizes(counts, classes.shape[0])
+            if groups is not None:
+                indices = self._stratified_grouped(
+                    n, counts, codes, as_labels(groups, "groups"), rng
+                )
+            else:
+                allocate.check_class_sizes(labels, classes, class_counts, 3)
+                indices = self._stratified(n, counts, codes, class_counts, rng)
         elif groups is not None:
             indices = self._grouped(n, counts, as_labels(groups, "groups"), rng)
         elif self.shuffle:
@@ -200,17 +209,54 @@ class TrainDevTestSplit:
         )
         return indices[0], indices[1], indices[2]
 
+    def _check_split_sizes(self, counts: np.ndarray, n_classes: int) -> None:
+        """Raises when a split is too small to hold one example per class."""
+        for split, count in zip(SPLITS, counts.tolist(), strict=True):
+            if count < n_classes:
+                name = f"{split}_size"
+                raise invalid(
+                    name,
+                    getattr(self, name),
+                    f"a {split} split of at least {n_classes} examples, one per "
+                    f"class of `stratify` ({n_classes} classes); it has {count}",
+                    fix=f"Give the {split} split at least {n_classes} examples, "
+                    "merge rare classes, or do not stratify",
+                )
+
     @staticmethod
     def _stratified(
-        n: int, counts: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+        n: int,
+        counts: np.ndarray,
+        codes: np.ndarray,
+        class_counts: np.ndarray,
+        rng: np.random.Generator,
     ) -> list[np.ndarray]:
-        if len(labels) != n:
-            raise invalid("stratify", labels, f"one label per example ({n})")
-        codes, classes, class_counts = allocate.class_codes(labels)
-        allocate.check_class_sizes(labels, classes, class_counts, 3)
         split_counts = np.append(counts, n - counts.sum())
         table = allocate.round_table(class_counts, split_counts, rng)
         assignment, order = allocate.stratified_assignment(codes, table, rng)
+        in_order = assignment[order]
+        return [order[in_order == s] for s in range(3)]
+
+    @staticmethod
+    def _stratified_grouped(
+        n: int,
+        counts: np.ndarray,
+        codes: np.ndarray,
+        groups: np.ndarray,
+        rng: np.random.Generator,
+    ) -> list[np.ndarray]:
+        if len(groups) != n:
+            raise invalid("groups", groups, f"one group id per example ({n})")
+        group_codes, _, sizes = allocate.class_codes(groups)
+        if sizes.size < 3:
+            raise invalid(
+                "groups",
+                groups,
+                f"at least 3 distinct groups, one per split (it has {sizes.size})",
+            )
+        split_counts = np.append(counts, n - counts.sum())
+        assignment = stratified_group_assignment(group_codes, codes, split_counts, rng)
+        order = rng.permutation(n)
         in_order = assignment[order]
         return [order[in_order == s] for s in range(3)]
 
@@ -280,7 +326,8 @@ def train_dev_test_split(
             `"quantiles"` to bin the last array (a continuous target) into
             `n_bins` quantiles and stratify on those. Defaults to `None`.
         groups: group ids (e.g. patient ids); no group is in two splits.
-            Defaults to `None`.
+            With `stratify` too, the class proportions are kept as close as
+            whole groups allow. Defaults to `None`.
         shuffle: `False` keeps the order (and refuses `stratify`). Defaults
             to `True`.
         random_state: seed (int >= 0), `numpy.random.Generator` or `None`.
@@ -295,7 +342,8 @@ def train_dev_test_split(
         TypeError: for an unsupported container or a size of the wrong type.
         ValueError: for no arrays, no rows, arrays of different lengths, bad
             sizes, an empty split, NaN in `stratify`, a class smaller than
-            three, `stratify` with `shuffle=False` or with `groups`.
+            three (without `groups`), a split smaller than the number of
+            classes, or `stratify` with `shuffle=False`.
 
     Example:
 

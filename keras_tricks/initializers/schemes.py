@@ -24,6 +24,7 @@ truncation is the one in the table.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -125,7 +126,9 @@ def expected_std(name: str, shape: Sequence[int]) -> float:
         The standard deviation of the scheme's distribution, as a float.
 
     Raises:
-        ValueError: if `name` is not a known scheme (the message lists them).
+        ValueError: if `name` is not a known scheme (the message lists them),
+            or `shape` is empty or holds a dimension below 1.
+        TypeError: if `shape` is not a sequence of integers.
 
     Example:
 
@@ -135,7 +138,8 @@ def expected_std(name: str, shape: Sequence[int]) -> float:
     0.001736111111111111
     """
     _check_name(name)
-    fan_in, fan_out = _fans(tuple(shape))
+    shape = _check_shape(shape)
+    fan_in, fan_out = _fans(shape)
     formulas = {
         "uniform": 1.0 / math.sqrt(3.0 * fan_in),
         "gaussian": 1.0 / fan_in,
@@ -146,6 +150,21 @@ def expected_std(name: str, shape: Sequence[int]) -> float:
         "orthogonal": 1.0 / math.sqrt(max(math.prod(shape[:-1]), shape[-1])),
     }
     return formulas[name.lower()]
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    """A kernel shape: a non-empty sequence of integers >= 1."""
+    if not isinstance(shape, Sequence) or isinstance(shape, str):
+        raise invalid("shape", shape, "a sequence of integers", TypeError)
+    if any(isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in shape):
+        raise invalid("shape", shape, "a sequence of integers", TypeError)
+    if not shape or min(shape) < 1:
+        raise invalid(
+            "shape",
+            shape,
+            "a kernel shape with at least one dimension, every dimension >= 1",
+        )
+    return tuple(int(d) for d in shape)
 
 
 def _check_name(name: Any) -> None:

@@ -24,6 +24,54 @@ def _check_rate(rate: Any) -> float:
     return check_number("rate", rate, low=0, high=1, high_open=True)
 
 
+def _noise_shape(noise_shape: Any) -> Any:
+    """Checks that `noise_shape` is None or a sequence of ints >= 1 and None."""
+    if noise_shape is None:
+        return None
+    if not isinstance(noise_shape, Sequence) or isinstance(noise_shape, str):
+        raise invalid(
+            "noise_shape", noise_shape, "None or a sequence of ints and None", TypeError
+        )
+    for dim in noise_shape:
+        if dim is None:
+            continue
+        if isinstance(dim, bool) or not isinstance(dim, int | np.integer):
+            raise invalid(
+                "noise_shape",
+                noise_shape,
+                "None or a sequence of ints and None",
+                TypeError,
+            )
+        if dim < 1:
+            raise invalid(
+                "noise_shape", noise_shape, "dimensions >= 1 (or None: the input's)"
+            )
+    return noise_shape
+
+
+def _check_noise_shape(layer: keras.layers.Layer, input_shape: Any) -> None:
+    """Checks in `build` that the mask shape broadcasts to the input's."""
+    noise_shape = layer.noise_shape
+    if noise_shape is None:
+        return
+    shape = tuple(input_shape)
+    if len(noise_shape) != len(shape):
+        raise invalid(
+            "noise_shape",
+            tuple(noise_shape),
+            f"one dimension per input dimension: rank {len(shape)} for the "
+            f"input shape {shape} of layer '{layer.name}'",
+        )
+    for n, s in zip(noise_shape, shape, strict=True):
+        if n is not None and n != 1 and s is not None and n != s:
+            raise invalid(
+                "noise_shape",
+                tuple(noise_shape),
+                "dimensions that are None, 1 or the input's own, for the "
+                f"input shape {shape} of layer '{layer.name}'",
+            )
+
+
 @keras.saving.register_keras_serializable(package="keras_tricks")
 class ClassicDropout(keras.layers.Dropout):
     """Dropout without rescaling in training, scaled by `(1 - rate)` at inference.
@@ -47,7 +95,11 @@ class ClassicDropout(keras.layers.Dropout):
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Raises:
-        ValueError: for `rate` outside [0, 1) or a scalar input.
+        ValueError: for `rate` outside [0, 1) or a scalar input; in `build`,
+            for a `noise_shape` whose rank differs from the input's or with a
+            dimension that is not None, 1 or the input's.
+        TypeError: for a `noise_shape` that is not a sequence of ints and
+            None.
 
     Example:
 
@@ -73,11 +125,15 @@ class ClassicDropout(keras.layers.Dropout):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            _check_rate(rate), noise_shape=noise_shape, seed=seed, **kwargs
+            _check_rate(rate),
+            noise_shape=_noise_shape(noise_shape),
+            seed=seed,
+            **kwargs,
         )
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         check_rank(self, input_shape, 1, "(a batch axis first)")
+        _check_noise_shape(self, input_shape)
         super().build(input_shape)
 
     def call(self, inputs: Any, training: bool | None = False) -> Any:
@@ -112,7 +168,11 @@ class MCDropout(keras.layers.Dropout):
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Raises:
-        ValueError: for `rate` outside [0, 1) or a scalar input.
+        ValueError: for `rate` outside [0, 1) or a scalar input; in `build`,
+            for a `noise_shape` whose rank differs from the input's or with a
+            dimension that is not None, 1 or the input's.
+        TypeError: for a `noise_shape` that is not a sequence of ints and
+            None.
 
     Example:
 
@@ -135,11 +195,15 @@ class MCDropout(keras.layers.Dropout):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            _check_rate(rate), noise_shape=noise_shape, seed=seed, **kwargs
+            _check_rate(rate),
+            noise_shape=_noise_shape(noise_shape),
+            seed=seed,
+            **kwargs,
         )
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         check_rank(self, input_shape, 1, "(a batch axis first)")
+        _check_noise_shape(self, input_shape)
         super().build(input_shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:

@@ -39,10 +39,13 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
     virtual batch is simply smaller: its moments are over its real rows, and
     it weighs in the moving averages by its number of rows). This works with
     a dynamic (`None`) batch dimension, inside `jit_compile=True` functions
-    too. The batch the layer checks is the first training batch it sees with
-    a known size (and any larger one later): always on JAX and in eager
-    calls; on TensorFlow, `fit` traces with an unknown batch size and the
-    check is skipped. A position masked by a Keras mask is left out of the
+    too. The batch the layer checks is a static batch size of its input in
+    `build` (`keras.Input(batch_size=...)`), else the first training batch it
+    sees with a known size (and any larger one later): always on JAX, in
+    eager calls and in `fit` on arrays; on TensorFlow, a `tf.data` pipeline
+    batched without `drop_remainder=True` has an unknown batch size, a
+    regular batch cannot be told from a last one, and every batch is padded
+    as a last batch would be. A position masked by a Keras mask is left out of the
     statistics the same way; a virtual batch whose every position is masked
     has moments 0, and when the whole batch is masked the moving averages
     decay toward 0 exactly as in `BatchNormalization` (they stay finite).
@@ -55,17 +58,18 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
     `virtual_batch_size` keeps each virtual batch on one device.
 
     Args:
-        virtual_batch_size: rows per virtual batch, an integer >= 1 that
+        virtual_batch_size: rows per virtual batch, an integer >= 2 that
             divides the per-replica training batch.
         **batch_norm_args: every argument of `keras.layers.BatchNormalization`
             (`axis`, `momentum`, `epsilon`, `center`, `scale`, initializers,
             regularizers, constraints) and of `keras.layers.Layer`.
 
     Raises:
-        ValueError: for `virtual_batch_size < 1`, `synchronized=True`,
+        ValueError: for `virtual_batch_size < 2`, `synchronized=True`,
             `renorm=True`, `axis` on the batch axis, or inputs of rank < 2;
-            in training, for a `virtual_batch_size` that does not divide the
-            regular per-replica batch (or exceeds it).
+            for a `virtual_batch_size` that exceeds or does not divide the
+            regular per-replica batch: in `build` when the input has a static
+            batch size, else at the first training call of known batch size.
 
     Example:
 
@@ -89,6 +93,15 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         self.virtual_batch_size = check_number(
             "virtual_batch_size", virtual_batch_size, low=1, integer=True
         )
+        if self.virtual_batch_size == 1:
+            # One row per virtual batch: every feature equals its own mean,
+            # so the output would be `beta` whatever the input.
+            raise invalid(
+                "virtual_batch_size",
+                virtual_batch_size,
+                "an integer >= 2 (a virtual batch of one row normalises every "
+                "feature to 0)",
+            )
         for name in ("synchronized", "renorm"):
             if batch_norm_args.get(name):
                 raise invalid(
@@ -104,6 +117,8 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         check_rank(self, input_shape, 2)
         if self.axis % len(input_shape) == 0:
             raise invalid("axis", self.axis, "a feature axis, not the batch axis 0")
+        if input_shape[0] is not None:
+            self._check_batch(int(input_shape[0]))
         super().build(input_shape)
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
@@ -171,6 +186,15 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         per_replica = rows // _data_parallel_replicas()
         if self._regular_rows is not None and per_replica <= self._regular_rows:
             return
+        if per_replica < self.virtual_batch_size:
+            raise invalid(
+                "virtual_batch_size",
+                self.virtual_batch_size,
+                "at most the per-replica training batch "
+                f"({per_replica} rows, in layer '{self.name}')",
+                fix="Lower `virtual_batch_size`, or train with a batch size "
+                "that is a multiple of it",
+            )
         if per_replica % self.virtual_batch_size:
             raise invalid(
                 "virtual_batch_size",

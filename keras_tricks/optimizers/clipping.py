@@ -18,13 +18,30 @@ from typing import Any
 
 from keras import ops
 
-from keras_tricks._validation import check_number, invalid_together
+from keras_tricks._validation import check_number, invalid, invalid_together
 
 Tensor = Any
 """A backend tensor, NumPy array or Keras variable."""
 
 Gradients = Sequence[Tensor | None]
 """A list of gradients; `None` for a variable without one."""
+
+
+def check_gradients(grads: Any) -> list[Tensor | None]:
+    """Checks that `grads` is a list or tuple of gradients; returns a list.
+
+    A single tensor would be iterated over its rows, each taken for one
+    gradient: the global norm would then be per row, silently wrong.
+    """
+    if not isinstance(grads, list | tuple):
+        raise invalid(
+            "grads",
+            grads,
+            "a list of gradient tensors (None entries allowed)",
+            TypeError,
+            fix="Wrap a single tensor in a list: [grad]",
+        )
+    return list(grads)
 
 
 def sum_squares(g: Tensor) -> Tensor:
@@ -88,12 +105,16 @@ def clip_by_global_norm(grads: Gradients, max_norm: float) -> list[Tensor | None
     Returns:
         The list of clipped gradients.
 
+    Raises:
+        TypeError: if `grads` is not a list or tuple.
+
     Example:
 
     >>> clipped = clip_by_global_norm([keras.ops.ones((2,)) * 3.0, None], 1.0)
     >>> round(float(keras.ops.norm(clipped[0])), 5)  # was 3 * sqrt(2)
     1.0
     """
+    grads = check_gradients(grads)
     max_norm = check_number("max_norm", max_norm, low=0, low_open=True)
     return scale_to_norm(grads, global_norm(grads), max_norm)
 
@@ -110,6 +131,9 @@ def clip_by_norm(grads: Gradients, max_norm: float) -> list[Tensor | None]:
     Returns:
         The list of clipped gradients.
 
+    Raises:
+        TypeError: if `grads` is not a list or tuple.
+
     Example:
 
     >>> grads = [np.array([3.0, 4.0], "float32"), np.array([0.5], "float32")]
@@ -117,6 +141,7 @@ def clip_by_norm(grads: Gradients, max_norm: float) -> list[Tensor | None]:
     >>> keras.ops.convert_to_numpy(big), keras.ops.convert_to_numpy(small)
     (array([0.6, 0.8], dtype=float32), array([0.5], dtype=float32))
     """
+    grads = check_gradients(grads)
     max_norm = check_number("max_norm", max_norm, low=0, low_open=True)
     return clip_each(grads, tensor_norms(grads), max_norm)
 
@@ -133,12 +158,16 @@ def clip_by_value(grads: Gradients, limit: float) -> list[Tensor | None]:
     Returns:
         The list of clipped gradients.
 
+    Raises:
+        TypeError: if `grads` is not a list or tuple.
+
     Example:
 
     >>> g = np.array([-3.0, 0.2], "float32")
     >>> keras.ops.convert_to_numpy(clip_by_value([g], 1.0)[0])
     array([-1. ,  0.2], dtype=float32)
     """
+    grads = check_gradients(grads)
     limit = check_number("limit", limit, low=0, low_open=True)
     return [None if g is None else ops.clip(g, -limit, limit) for g in grads]
 
@@ -231,11 +260,15 @@ def normalize(grads: Gradients, norm: float = 1.0) -> list[Tensor | None]:
     Returns:
         The list of rescaled gradients.
 
+    Raises:
+        TypeError: if `grads` is not a list or tuple.
+
     Example:
 
     >>> keras.ops.convert_to_numpy(normalize([np.array([0.3, 0.4], "float32")])[0])
     array([0.6, 0.8], dtype=float32)
     """
+    grads = check_gradients(grads)
     norm = check_number("norm", norm, low=0, low_open=True)
     total = global_norm(grads)
     scale = ops.where(total > 0, norm / ops.maximum(total, _TINY), 1.0)

@@ -19,7 +19,12 @@ import keras
 from keras import ops
 
 from keras_tricks import _keras_compat
-from keras_tricks._validation import check_choice, check_number, invalid
+from keras_tricks._validation import (
+    check_choice,
+    check_number,
+    check_patterns,
+    invalid,
+)
 from keras_tricks.optimizers import _distribute, clipping
 
 MODES = ("global_norm", "norm", "value", "adaptive", "normalize")
@@ -131,7 +136,7 @@ class GradientClipping(keras.optimizers.Optimizer):
                 raise invalid("exclude", exclude, "None unless mode='adaptive'")
             if isinstance(exclude, str) or not all(isinstance(p, str) for p in exclude):
                 raise invalid("exclude", exclude, "a list of strings", TypeError)
-            exclude = list(exclude)
+            exclude = check_patterns("exclude", exclude)
         eps = check_number("eps", eps, low=0)
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer

@@ -15,6 +15,7 @@ from keras_tricks.callbacks import (
     EpochDecay,
     FitDiagnosis,
     GradientMonitor,
+    LearningRateFinder,
     PenaltyLogger,
     ReduceLROnPlateau,
     SkipNonFinite,
@@ -31,6 +32,9 @@ EXAMPLES = {
         target_error=0.05, gap_tolerance=0.1, error_metric="val_accuracy"
     ),
     "GradientMonitor": lambda: GradientMonitor(vanishing_threshold=1e-4),
+    "LearningRateFinder": lambda: LearningRateFinder(
+        1e-5, 1.0, 20, rule="valley", verbose=1
+    ),
     "PenaltyLogger": PenaltyLogger,
     "ReduceLROnPlateau": lambda: ReduceLROnPlateau(
         "val_error", 0.5, 2, 0, "min", 1e-3, 1, 1e-5
@@ -334,7 +338,8 @@ def test_swa_and_restoring_early_stopping_warn(swa_first):
 
 
 @pytest.mark.parametrize(
-    "name", sorted(set(EXAMPLES) - {"GradientMonitor", "SkipNonFinite"})
+    "name",
+    sorted(set(EXAMPLES) - {"GradientMonitor", "LearningRateFinder", "SkipNonFinite"}),
 )
 def test_no_batch_hooks(name):
     callback = EXAMPLES[name]()

@@ -415,3 +415,39 @@ def test_csv_logger_gets_the_figures_in_either_order(digits, tmp_path, monitor_f
         header.split(",")
     )
     assert len(rows) == 2
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("clip", [False, True])
+def test_mixed_precision_on_the_first_fit(clip):
+    # Issue 23.4: the monitor read the loss scale before Keras built the
+    # LossScaleOptimizer (in the first trace): AttributeError.
+    x, y = _linear.data(n_batches=4)
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        optimizer = keras.optimizers.SGD(0.1)
+        net = _linear.model(GradientClipping(optimizer) if clip else optimizer)
+        history = net.fit(
+            x,
+            y,
+            batch_size=_linear.BATCH,
+            shuffle=False,
+            verbose=0,
+            callbacks=[GradientMonitor()],
+        )
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert isinstance(net.optimizer, keras.optimizers.LossScaleOptimizer)
+    # The unscaled norm: of the order of the float32 run's (the loss scale
+    # starts at 2**15; its first overflowing steps change the trajectory).
+    plain = _linear.model(keras.optimizers.SGD(0.1))
+    expected = plain.fit(
+        x,
+        y,
+        batch_size=_linear.BATCH,
+        shuffle=False,
+        verbose=0,
+        callbacks=[GradientMonitor()],
+    ).history["grad_norm_mean"]
+    ratio = history.history["grad_norm_mean"][0] / expected[0]
+    assert 0.2 < ratio < 5

@@ -88,11 +88,13 @@ def test_deterministic_golden_values():
 @pytest.mark.jax
 def test_deterministic_golden_values_stratified_and_grouped():
     y = np.array([0] * 4 + [1] * 5 + [2] * 3)
-    indices = TrainDevTestSplit(random_state=0).split(12, stratify=y)
+    # Dev and test of 3: one example of each of the 3 classes fits in each.
+    splitter = TrainDevTestSplit(dev_size=3, test_size=3, random_state=0)
+    indices = splitter.split(12, stratify=y)
     assert [i.tolist() for i in indices] == [
-        [3, 2, 0, 5, 4, 7, 10],
-        [1, 11, 6],
-        [9, 8],
+        [9, 2, 7, 4, 5, 0],
+        [11, 3, 6],
+        [10, 8, 1],
     ]
     groups = np.repeat(np.arange(6), 2)
     indices = TrainDevTestSplit(random_state=0).split(12, groups=groups)
@@ -270,6 +272,22 @@ def test_containers_keep_their_type(rng):
     np.testing.assert_array_equal(d_tr["image"], x[rows])
 
 
+def test_split_smaller_than_the_classes_names_split_size_and_classes():
+    # Issue 25, defect 4: a test split of 2 held 2 of the 3 classes.
+    with pytest.raises(
+        ValueError,
+        match=r"`test_size`.*test split of at least 3 examples, one per class of "
+        r"`stratify` \(3 classes\); it has 2\. Received: test_size=2",
+    ):
+        train_dev_test_split(
+            np.arange(9),
+            stratify=[0, 0, 0, 1, 1, 1, 2, 2, 2],
+            dev_size=3,
+            test_size=2,
+            random_state=0,
+        )
+
+
 def test_too_small_class_names_class_and_count():
     y = np.array([0] * 10 + [1] * 10 + [7, 7])
     with pytest.raises(ValueError, match=r"class 7 has 2"):
@@ -316,9 +334,14 @@ def test_too_small_class_names_class_and_count():
             r"`stratify`.*None when shuffle=False",
         ),
         (
-            {"stratify": [0] * 20, "groups": list(range(20))},
+            {"stratify": [0, 1] * 10, "groups": [0, 1] * 10},
             ValueError,
-            r"`groups`.*None when `stratify` is given",
+            r"`groups`.*at least 3 distinct groups",
+        ),
+        (
+            {"stratify": [0, 1] * 10, "groups": list(range(19))},
+            ValueError,
+            r"`groups`.*one group id per example \(20\)",
         ),
         (
             {"stratify": [0] * 19},

@@ -187,7 +187,17 @@ class GradientClipping(keras.optimizers.Optimizer):
 
     @property
     def variables(self) -> list[keras.Variable]:
-        return self._variables + self.inner_optimizer.variables
+        own = list(self._variables)
+        # The records are tracked when set in `build`, except when Keras builds
+        # this optimizer without tracking (inside a LossScaleOptimizer's build).
+        records = [
+            record
+            for name in ("_global_norm", "_variable_norms", "_clipped_steps")
+            + ("_skipped_steps",)
+            if (record := getattr(self, name, None)) is not None
+            and all(record is not v for v in own)
+        ]
+        return own + records + self.inner_optimizer.variables
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Sets the values of `variables`: this wrapper's and the inner optimizer's.
@@ -312,11 +322,12 @@ class GradientClipping(keras.optimizers.Optimizer):
                 finite = ops.isfinite(total)
                 if others:
                     finite = ops.logical_and(finite, _finite(others))
+                # Every replica takes part in the vote, whatever it recorded.
                 loss = self._layout.step_loss()
-                if loss is not None:
-                    finite = ops.logical_and(
-                        finite, _distribute.on_every_replica(ops.isfinite(loss))
-                    )
+                loss_finite = ops.array(True) if loss is None else ops.isfinite(loss)
+                finite = ops.logical_and(
+                    finite, _distribute.on_every_replica(ops.all(loss_finite))
+                )
                 _distribute.apply_if(
                     finite,
                     inner.apply,

@@ -165,11 +165,9 @@ def test_keras_nan_callbacks_see_finite_logs(data):
     assert np.isfinite(stopper.best)
 
 
-def test_mirrored_strategy_two_replicas(data):
-    import tensorflow as tf
-
+def test_mirrored_strategy_two_replicas(data, strategy):
+    # One strategy per process (the session's): collective keys are per strategy.
     x, y, weights, bad, x_bad = data
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     runs = []
     for inputs, targets, sw, callbacks in (
         (x_bad, y, bad, [SkipNonFinite()]),

@@ -125,3 +125,20 @@ def test_only_process_zero_writes_files(runs):
         "process_0.npz",
         "process_1.npz",
     ]
+
+
+def test_a_skipped_global_batch_leaves_no_trace(runs):
+    # SkipNonFinite under DataParallel: the NaN row sits in one process's half
+    # of global batch 2; both processes skip it, as if it were not in the data.
+    (first, second), single, _ = runs
+    for result in (first, second, single):
+        np.testing.assert_array_equal(result["skip.bad.skipped"], [1, 1])
+        np.testing.assert_allclose(
+            result["skip.bad.variables"], result["skip.clean.variables"], rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            result["skip.bad.loss"], result["skip.clean.loss"], rtol=1e-6
+        )
+    np.testing.assert_allclose(
+        first["skip.bad.variables"], single["skip.bad.variables"], atol=1e-5
+    )

@@ -11,6 +11,7 @@ import pytest
 
 import keras_tricks.callbacks
 from keras_tricks.callbacks import (
+    ActivationStats,
     EarlyStopping,
     EpochDecay,
     FitDiagnosis,
@@ -24,6 +25,9 @@ from keras_tricks.callbacks import (
 from keras_tricks.callbacks._base import MonitoringCallback, TrainingCallback
 
 EXAMPLES = {
+    "ActivationStats": lambda: ActivationStats(
+        np.zeros((2, 4), "float32"), every_n_steps=5, near_zero=0.1
+    ),
     "EarlyStopping": lambda: EarlyStopping(
         "val_error", 0.01, 3, 1, "min", 0.9, False, 2, criterion="pq", alpha=0.5
     ),
@@ -339,7 +343,10 @@ def test_swa_and_restoring_early_stopping_warn(swa_first):
 
 @pytest.mark.parametrize(
     "name",
-    sorted(set(EXAMPLES) - {"GradientMonitor", "LearningRateFinder", "SkipNonFinite"}),
+    sorted(
+        set(EXAMPLES)
+        - {"ActivationStats", "GradientMonitor", "LearningRateFinder", "SkipNonFinite"}
+    ),
 )
 def test_no_batch_hooks(name):
     callback = EXAMPLES[name]()

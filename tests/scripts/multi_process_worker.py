@@ -93,6 +93,55 @@ def train(mode, index, processes):
     )
 
 
+def skip_run(index, processes, bad):
+    """Trains with SkipNonFinite on data whose global batch 2 has a NaN row
+    (`bad`), or on the same data without that batch; returns what it ended
+    with."""
+    from keras_tricks.callbacks import SkipNonFinite
+    from keras_tricks.optimizers import GradientClipping
+
+    x, y = data()
+    weights = np.ones(len(x), "float32")
+    if bad:
+        x, weights = x.copy(), weights.copy()
+        x[2 * GLOBAL_BATCH + 3, 1] = np.nan
+        weights[2 * GLOBAL_BATCH + 3] = np.nan
+        steps = STEPS
+    else:
+        keep = np.r_[0 : 2 * GLOBAL_BATCH, 3 * GLOBAL_BATCH : len(x)]
+        x, y, weights = x[keep], y[keep], weights[keep]
+        steps = STEPS - 1
+    share = GLOBAL_BATCH // processes
+    rows = np.arange(len(x)).reshape(steps, processes, share)[:, index].ravel()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.Activation("relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    optimizer = GradientClipping(keras.optimizers.SGD(0.5, momentum=0.9))
+    model.compile(optimizer, "sparse_categorical_crossentropy", jit_compile=True)
+    history = model.fit(
+        x[rows],
+        y[rows],
+        sample_weight=weights[rows],
+        batch_size=share,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[SkipNonFinite()] if bad else [],
+    )
+    return dict(
+        variables=np.concatenate([np.ravel(v) for v in model.variables]),
+        loss=np.array(history.history["loss"]),
+        skipped=np.array(history.history.get("skipped_steps", [0, 0])),
+    )
+
+
 def main(out_dir):
     processes = int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1"))
     if processes > 1:
@@ -107,6 +156,10 @@ def main(out_dir):
         result = train(mode, index, processes)
         model = result.pop("model")
         results.update({f"{mode}.{key}": value for key, value in result.items()})
+    for bad in (True, False):
+        result = skip_run(index, processes, bad)
+        name = "skip.bad" if bad else "skip.clean"
+        results.update({f"{name}.{key}": value for key, value in result.items()})
     np.savez(Path(out_dir) / f"process_{index}.npz", **results)
     # Saving creates variables, a collective step on JAX: every process
     # saves, and all but process 0 into a scratch directory they delete.

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from benchmarks.harness import row
-from keras_tricks.callbacks import GradientMonitor
+from keras_tricks.callbacks import GradientMonitor, SkipNonFinite
 from keras_tricks.datasets import load_digits
 from keras_tricks.optimizers import GradientClipping
 from keras_tricks.report import Report
@@ -81,12 +81,12 @@ class _EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def _fastest_epoch(model, x, y, callbacks=(), epochs=2):
+def _fastest_epoch(model, x, y, callbacks=(), epochs=2, batch=BATCH):
     timer = _EpochTimer()
     model.fit(
         x,
         y,
-        batch_size=BATCH,
+        batch_size=batch,
         epochs=epochs,
         verbose=0,
         callbacks=[*callbacks(), timer] if callable(callbacks) else [timer],
@@ -94,18 +94,18 @@ def _fastest_epoch(model, x, y, callbacks=(), epochs=2):
     return min(timer.times)
 
 
-def _steady(ours, native, x, y, rounds):
+def _steady(ours, native, x, y, rounds, batch=BATCH):
     """Alternating 2-epoch fits; median over rounds of the epoch-time ratio.
 
     `ours` and `native` are `(model, callbacks factory or ())`.
     """
     for model, callbacks in (ours, native):  # trace and compile
-        _fastest_epoch(model, x, y, callbacks, epochs=1)
+        _fastest_epoch(model, x, y, callbacks, epochs=1, batch=batch)
     ours_t, native_t = [], []
     for i in range(rounds):
         pairs = [(ours, ours_t), (native, native_t)]
         for (model, callbacks), times in pairs if i % 2 == 0 else pairs[::-1]:
-            times.append(_fastest_epoch(model, x, y, callbacks))
+            times.append(_fastest_epoch(model, x, y, callbacks, batch=batch))
     ratios = [o / n for o, n in zip(ours_t, native_t, strict=True)]
     return {
         "ours_s": min(ours_t),
@@ -146,6 +146,38 @@ def step_cost(quick):
             result = _steady((build(ours), ()), (build(native), ()), x, y, rounds)
             rows.append(_with_fastest(result, goal, (f"{name}: {label}", "")))
         if not cnn:
+            for label, ours, native, goal in pairs:  # fresh copies, batch 256
+                ours = keras.optimizers.deserialize(keras.optimizers.serialize(ours))
+                native = keras.optimizers.deserialize(
+                    keras.optimizers.serialize(native)
+                )
+                result = _steady(
+                    (build(ours), ()), (build(native), ()), x, y, rounds, batch=256
+                )
+                rows.append(
+                    _with_fastest(result, goal, (f"{name}, batch 256: {label}", ""))
+                )
+            result = _steady(
+                (
+                    _mlp(GradientClipping(keras.optimizers.Adam(1e-3))),
+                    lambda: [SkipNonFinite()],
+                ),
+                (_mlp(GradientClipping(keras.optimizers.Adam(1e-3))), ()),
+                x,
+                y,
+                rounds,
+            )
+            rows.append(
+                _with_fastest(
+                    result,
+                    1.05,
+                    (
+                        f"{name}: GradientClipping + SkipNonFinite() vs "
+                        "GradientClipping",
+                        "restores BN/metric state of a skipped step",
+                    ),
+                )
+            )
             result = _steady(
                 (_mlp(keras.optimizers.Adam(1e-3)), lambda: [GradientMonitor()]),
                 (_mlp(keras.optimizers.Adam(1e-3)), ()),

@@ -185,7 +185,8 @@ def _draw_panel(axis: Any, result: Any, scenario: str, labels: list[str]) -> Non
         axis.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.12)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3)
-    axis.legend(fontsize="x-small", loc="lower right")
+    if axis.lines:
+        axis.legend(fontsize="x-small", loc="lower right")
 
 
 def plot_curves(
@@ -251,32 +252,57 @@ def interval_text(row: dict[str, Any]) -> str:
     return f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
 
 
+def _summary_row(row: dict[str, Any], metrics: Any = ()) -> dict[str, str]:
+    extra = []
+    if "gap" in metrics:
+        extra.append(f"gap {row['gap']:.3f}")
+    if row["diverged"]:
+        extra.append(f"diverged {row['diverged']:.0%}")
+    return {
+        "scenario": row["scenario"],
+        "variant": row["variant"],
+        "dev accuracy": _number(row["mean"]),
+        "effect": ""
+        if row["kind"] == "reference"
+        else _number(row["effect"], sign=True),
+        "95% interval": interval_text(row),
+        "verdict": row["verdict"],
+        "trained": f"{row['trained']}/{row['seeds']}",
+        "test accuracy": _number(row["test_accuracy"]),
+        "also": ", ".join(extra),
+    }
+
+
 def summary_rows(result: Any) -> list[dict[str, str]]:
     """The table people read: one row per variant, numbers to 3 decimals."""
-    rows = []
-    for row in result.table:
-        settings = result.config["scenarios"].get(row["scenario"], {})
-        extra = []
-        if "gap" in settings.get("metrics", ()):
-            extra.append(f"gap {row['gap']:.3f}")
-        if row["diverged"]:
-            extra.append(f"diverged {row['diverged']:.0%}")
-        rows.append(
-            {
-                "scenario": row["scenario"],
-                "variant": row["variant"],
-                "dev accuracy": _number(row["mean"]),
-                "effect": ""
-                if row["kind"] == "reference"
-                else _number(row["effect"], sign=True),
-                "95% interval": interval_text(row),
-                "verdict": row["verdict"],
-                "trained": f"{row['trained']}/{row['seeds']}",
-                "test accuracy": _number(row["test_accuracy"]),
-                "also": ", ".join(extra),
-            }
-        )
-    return rows
+    scenarios = result.config["scenarios"]
+    return [
+        _summary_row(row, scenarios.get(row["scenario"], {}).get("metrics", ()))
+        for row in result.table
+    ]
+
+
+DOCS_COLUMNS: tuple[str, ...] = ("scenario", "variant", "dev accuracy", "effect")
+DOCS_COLUMNS += ("95% interval", "verdict", "trained")
+"""The columns of `markdown_summary`."""
+
+
+def markdown_summary(path: str | os.PathLike[str]) -> str:
+    """The summary of a `results.csv` as a Markdown table (`docs/lab.md`'s
+    demo section shows that of a committed `make demo` run)."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    numeric = ("mean", "effect", "ci_low", "ci_high", "diverged", "test_accuracy")
+    lines = ["| " + " | ".join(DOCS_COLUMNS) + " |", "|" + "---|" * len(DOCS_COLUMNS)]
+    for row in rows:
+        values: dict[str, Any] = dict(row)
+        for key in numeric:
+            values[key] = float(row[key]) if row[key] else math.nan
+        cells = _summary_row(values)
+        lines.append("| " + " | ".join(cells[c] for c in DOCS_COLUMNS) + " |")
+    return "\n".join(lines)
 
 
 def _html_table(rows: list[dict[str, Any]]) -> str:

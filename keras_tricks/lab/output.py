@@ -170,18 +170,34 @@ def _draw_panel(axis: Any, result: Any, scenario: str, labels: list[str]) -> Non
     from matplotlib.ticker import MaxNLocator
 
     runs = [r for r in result.runs if r["scenario"] == scenario]
-    for index, label in enumerate(labels):
+    bands = {}
+    for label in labels:
         curves = [
             r["curves"]["val_accuracy"]
             for r in runs
             if label in r["variant"].split(" = ")
         ]
         curves = [c for c in curves if c]
-        if not curves:
+        if curves:
+            bands[label] = (_band(curves), max(len(c) for c in curves))
+    longest = max((length for _, length in bands.values()), default=0)
+    for index, label in enumerate(labels):
+        if label not in bands:
             continue
-        epochs, mean, std = _band(curves)
+        (epochs, mean, std), length = bands[label]
         colour, style = _LINE_STYLES[index % len(_LINE_STYLES)]
-        axis.plot(epochs, mean, style, color=colour, label=label)
+        # A run that stopped early (early stopping) ends with a marker.
+        marker = "o" if length < longest else None
+        axis.plot(
+            epochs,
+            mean,
+            style,
+            color=colour,
+            label=label,
+            marker=marker,
+            markevery=[len(epochs) - 1],
+            markersize=4,
+        )
         axis.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.12)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3)

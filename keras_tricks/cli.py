@@ -26,10 +26,11 @@ from keras_tricks import __version__
 from keras_tricks import tricks as registry
 from keras_tricks.lab.scenarios import MODELS, SCENARIOS
 
-DEMO = {"dataset": "digits", "seeds": 2}
-"""`keras-tricks demo` = `ablate` with these settings: every scenario on the
-embedded digits, 2 seeds per variant instead of 3 to stay under 5 minutes on
-2 CPU cores."""
+DEMO = {"dataset": "digits", "seeds": 6}
+"""`keras-tricks demo` = `ablate` with these settings and the demo's scenarios
+(`keras_tricks.lab.scenarios.DEMO_SCENARIOS`, made for the small digits
+data): 6 seeds per variant, so that a rerun with other seeds
+(`--seed-offset`) gives the same verdicts."""
 
 USER_ERRORS = (ValueError, OSError, ImportError)
 """Exceptions that mean bad input or environment: exit status 2."""
@@ -42,6 +43,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -73,42 +84,59 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def _summary(result: Any) -> str:
     """The effects table: one line per variant, interval and verdict."""
+    from keras_tricks.lab.output import summary_rows
     from keras_tricks.report import Report
 
-    rows = []
-    for row in result.table:
-        interval = (
-            f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
-            if row["ci_low"] == row["ci_low"]
-            else ""
+    return str(Report(summary_rows(result), title=result.table.title))
+
+
+def _backend_line() -> str:
+    import importlib.util
+
+    import keras
+
+    backend = keras.backend.backend()
+    line = f"Backend: {backend}"
+    if backend != "jax" and importlib.util.find_spec("jax") is not None:
+        line += " (JAX is installed: KERAS_BACKEND=jax runs the lab about 2x faster)"
+    return line
+
+
+def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, list[Any]]:
+    """The arguments and finished runs of the study in `args.resume`."""
+    from keras_tricks.lab.output import read_runs
+
+    stored = read_runs(args.resume)
+    argv = stored.get("config", {}).get("argv")
+    if not isinstance(argv, list):
+        raise ValueError(
+            f"Cannot resume {args.resume}: its runs.json does not record the "
+            "command that started it."
         )
-        extra = []
-        if "gap" in SCENARIOS[row["scenario"]].metrics:
-            extra.append(f"gap {row['gap']:.3f}")
-        if "diverged" in SCENARIOS[row["scenario"]].metrics:
-            extra.append(f"diverged {row['diverged']:.0%}")
-        rows.append(
-            {
-                "scenario": row["scenario"],
-                "variant": row["variant"],
-                "dev_accuracy": f"{row['mean']:.3f}",
-                "effect": "" if row["kind"] == "reference" else f"{row['effect']:+.3f}",
-                "95% interval": interval,
-                "verdict": row["verdict"],
-                "also": ", ".join(extra),
-            }
-        )
-    return str(Report(rows, title=result.table.title))
+    resumed = build_parser().parse_args(argv)
+    resumed.argv = argv
+    resumed.out = args.resume
+    resumed.resume = args.resume
+    return resumed, list(stored.get("runs", []))
 
 
 def _ablate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from keras_tricks.datasets import check_data, load_dataset
-    from keras_tricks.lab.ablation import run_ablation
-    from keras_tricks.lab.output import check_writable, write_outputs
+    from keras_tricks.lab.ablation import keep_compiled_programs, run_ablation
+    from keras_tricks.lab.output import (
+        check_writable,
+        write_incomplete,
+        write_outputs,
+        write_runs,
+    )
     from keras_tricks.lab.progress import Progress
+    from keras_tricks.lab.scenarios import DEMO_SCENARIOS
 
+    done: list[Any] = []
+    if args.resume:
+        args, done = _resumed(args)
     check_writable(args.out)
     data = load_dataset(args.dataset, data_dir=args.data_dir)
     if args.max_examples:
@@ -121,31 +149,59 @@ def _ablate(args: argparse.Namespace) -> int:
         if data.test is not None
         else "split 60/20/20 train/dev/test"
     )
+    seeds = f"seeds {args.seed_offset}-{args.seed_offset + args.seeds - 1}"
     print(
         f"{data.name}: {len(data.x)} examples, "
         f"{int(np.prod(data.x.shape[1:]))} features, "
         f"{data.classes} classes ({test}); model {args.model}, "
-        f"{args.seeds} seed(s) per variant",
+        f"{args.seeds} seed(s) per variant ({seeds})",
         flush=True,
     )
+    print(_backend_line(), flush=True)
+    if done:
+        print(f"Resuming {args.out}: {len(done)} finished runs kept.", flush=True)
+    keep_compiled_programs()
+    scenarios: Any = args.scenario
     if args.command == "demo":
-        print(
-            f"The demo runs {args.seeds} seeds per variant (ablate's default is 3) "
-            "to stay under 5 minutes; with 2 seeds the intervals are wide.",
-            flush=True,
-        )
-    with Progress() as progress:
-        result = run_ablation(
-            data,
-            scenarios=args.scenario,
-            model=args.model,
-            tricks=args.tricks,
-            seeds=args.seeds,
-            epochs=args.epochs,
-            depth=args.depth,
-            reporter=progress,
-        )
+        scenarios = [DEMO_SCENARIOS[n] for n in args.scenario or DEMO_SCENARIOS]
+    latest: list[Any] = []
+
+    def save(partial: Any) -> None:
+        partial.config["command"] = _command_line(args)
+        partial.config["argv"] = list(args.argv)
+        partial.config["subcommand"] = args.command
+        latest[:] = [partial]
+        write_runs(partial, args.out)
+
+    try:
+        with Progress() as progress:
+            result = run_ablation(
+                data,
+                scenarios=scenarios,
+                model=args.model,
+                tricks=args.tricks,
+                seeds=args.seeds,
+                seed_offset=args.seed_offset,
+                epochs=args.epochs,
+                depth=args.depth,
+                reporter=progress,
+                done=done,
+                on_run=save,
+            )
+    except KeyboardInterrupt:
+        if latest and not latest[0].complete:
+            paths = write_incomplete(latest[0], args.out)
+            print(
+                f"\nInterrupted after {len(latest[0].runs)} of "
+                f"{latest[0].config['planned_runs']} runs. Kept "
+                f"{', '.join(str(p) for p in paths)}; continue with: "
+                f"keras-tricks {args.command} --resume {shlex.quote(str(args.out))}",
+                file=sys.stderr,
+            )
+        raise
     result.config["command"] = _command_line(args)
+    result.config["argv"] = list(args.argv)
+    result.config["subcommand"] = args.command
     print(_summary(result))
     paths = write_outputs(result, args.out)
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
@@ -231,6 +287,20 @@ def _add_ablation_arguments(
         help=f"runs per variant (default {defaults['seeds']})",
     )
     parser.add_argument(
+        "--seed-offset",
+        type=_non_negative_int,
+        default=0,
+        help="first seed: the runs use seeds N, N+1, ... (default 0); a rerun "
+        "with other seeds checks that the verdicts hold",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="continue the interrupted study in DIR (its runs.json) without "
+        "redoing its finished runs; the other arguments come from DIR",
+    )
+    parser.add_argument(
         "--epochs",
         type=_positive_int,
         default=None,
@@ -279,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         parents=[debug],
-        help="every scenario on the embedded digits data, 2 seeds (< 5 min)",
+        help="the demo scenarios on the embedded digits data, 6 seeds (< 5 min)",
     )
     _add_ablation_arguments(demo, DEMO)
     ablate = commands.add_parser(

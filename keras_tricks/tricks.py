@@ -14,17 +14,17 @@ line reads the trick names from it before deciding to load anything.
 
 | trick | applies to | lab value | tuner range |
 |---|---|---|---|
-| `init` | layers | `"he"` | glorot, he, lecun, lsuv |
+| `init` | layers | `he` | glorot, he, lecun, lsuv |
 | `lsuv` | layers | `True` | (tuned as `init="lsuv"`) |
-| `bn` (alias `norm`) | layers | `"batch"` | none, batch, ghost |
+| `bn` (alias `norm`) | layers | `batch` | none, batch, ghost |
 | `dropout` | layers | `0.3` | [0, 0.5], step 0.1 |
 | `l2` | layers | `1e-3` | log-uniform [1e-6, 1e-2] |
-| `clip` | optimizer | `"global_norm_1"` | none, global_norm_1/10, adaptive |
+| `clip` | optimizer | `global_norm_1` | none, global_norm_1, global_norm_10, adaptive |
 | `optimizer` | optimizer | (not in the lab) | sgd_momentum, adam |
 | `lr` | optimizer | (not in the lab) | log-uniform [1e-4, 1e-1] |
-| `decay` | callbacks | `0.85` | [0.9, 1.0], step 0.02 |
+| `decay` | callbacks | `0.85` | [0.9, 1], step 0.02 |
 | `batch_size` | fit | (not in the lab) | 32, 64, 128, 256 |
-| `early_stopping` | callbacks | `"patience"` | patience, gl, pq |
+| `early_stopping` | callbacks | `patience` | patience, gl, pq |
 | `swa` | callbacks | `0.75` | (not tuned) |
 | `plateau` | callbacks | `0.5` | (not tuned) |
 
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numbers
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -408,7 +408,8 @@ _RECORDS = (
     ),
     Trick(
         name="lsuv",
-        description="LSUV: orthogonal start, then each layer rescaled on data",
+        description="orthogonal start, each layer rescaled to unit variance on "
+        "512 training rows (LSUV)",
         applies_to="layers",
         kind="choice",
         off=False,
@@ -420,7 +421,7 @@ _RECORDS = (
     ),
     Trick(
         name="bn",
-        description="BatchNormalization before each activation",
+        description="`BatchNormalization` before each activation",
         applies_to="layers",
         kind="choice",
         off="none",
@@ -433,7 +434,7 @@ _RECORDS = (
     ),
     Trick(
         name="dropout",
-        description="Dropout(0.3) after each hidden activation",
+        description="`Dropout(0.3)` after each hidden activation",
         applies_to="layers",
         kind="float",
         off=0.0,
@@ -457,7 +458,7 @@ _RECORDS = (
     ),
     Trick(
         name="clip",
-        description="GradientClipping: global gradient norm clipped to 1",
+        description='`GradientClipping(mode="global_norm", threshold=1)`',
         applies_to="optimizer",
         kind="choice",
         off="none",
@@ -491,7 +492,7 @@ _RECORDS = (
     ),
     Trick(
         name="decay",
-        description="EpochDecay(0.85): learning rate x 0.85 after each epoch",
+        description="`EpochDecay(0.85)`: learning rate x 0.85 after each epoch",
         applies_to="callbacks",
         kind="float",
         off=1.0,
@@ -513,7 +514,8 @@ _RECORDS = (
     ),
     Trick(
         name="early_stopping",
-        description="EarlyStopping(patience=5) on the dev loss, best weights kept",
+        description=f"`EarlyStopping(patience={STOPPING['patience']['patience']})` "
+        "on the dev loss, best weights restored",
         applies_to="callbacks",
         kind="choice",
         off="none",
@@ -525,7 +527,8 @@ _RECORDS = (
     ),
     Trick(
         name="swa",
-        description="WeightAveraging (SWA) over the last quarter of the epochs",
+        description="`WeightAveraging` (SWA) over the last quarter of the epochs, "
+        "batch-norm statistics re-estimated",
         applies_to="callbacks",
         kind="float",
         off=None,
@@ -537,7 +540,8 @@ _RECORDS = (
     ),
     Trick(
         name="plateau",
-        description="ReduceLROnPlateau: learning rate x 0.5 after 2 flat epochs",
+        description="`ReduceLROnPlateau(factor=0.5, "
+        f"patience={PLATEAU_PATIENCE})` on the dev loss",
         applies_to="callbacks",
         kind="float",
         off=None,
@@ -596,3 +600,104 @@ def get(name: str) -> Trick:
     ('optimizer', 'global_norm_1')
     """
     return REGISTRY[canonical(name)]
+
+
+def _number(value: float, log: bool = False) -> str:
+    """`1e-3` for log-scale values, `0.5` otherwise."""
+    if log and value:
+        mantissa, exponent = f"{value:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:g}"
+
+
+def value_text(name: str, value: Any) -> str:
+    """A trick's value as the tables show it (`he`, `0.3`, `1e-3`)."""
+    if isinstance(value, str):
+        return f"`{value}`"
+    if isinstance(value, bool) or value is None:
+        return f"`{value}`"
+    return f"`{_number(value, get(name).kind == 'log')}`"
+
+
+def range_text(name: str) -> str:
+    """The tuner's default range of a trick in words, e.g. `[0, 0.5], step 0.1`.
+
+    Example:
+
+    >>> range_text("dropout"), range_text("l2"), range_text("bn")
+    ('[0, 0.5], step 0.1', 'log-uniform [1e-6, 1e-2]', 'none, batch, ghost')
+    """
+    trick = get(name)
+    if trick.search is None:
+        return "(not tuned)"
+    if trick.kind in ("choice", "integer"):
+        return ", ".join(str(v) for v in trick.search)
+    log = trick.kind == "log"
+    text = f"[{_number(trick.search[0], log)}, {_number(trick.search[1], log)}]"
+    if len(trick.search) > 2:
+        text += f", step {_number(trick.search[2])}"
+    return f"log-uniform {text}" if log else text
+
+
+def _name_cell(trick: Trick) -> str:
+    aliases = ", ".join(f"`{a}`" for a in trick.aliases)
+    return f"`{trick.name}`" + (f" (alias {aliases})" if aliases else "")
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def registry_table() -> str:
+    """The registry as a Markdown table: where each trick acts, its lab value
+    and its tuner range (this module's docstring shows it)."""
+    rows = []
+    for trick in _RECORDS:
+        lab = (
+            "(not in the lab)"
+            if trick.lab is None
+            else value_text(trick.name, trick.lab)
+        )
+        search = range_text(trick.name)
+        if trick.name == "lsuv":
+            search = '(tuned as `init="lsuv"`)'
+        rows.append((_name_cell(trick), trick.applies_to, lab, search))
+    return _table(("trick", "applies to", "lab value", "tuner range"), rows)
+
+
+def lab_table() -> str:
+    """What the ablation lab adds for each trick, as a Markdown table
+    (`docs/lab.md` shows it)."""
+    rows = [
+        (
+            f"`{name}`",
+            REGISTRY[name].description,
+            f"[{REGISTRY[name].docs}]({REGISTRY[name].docs})",
+        )
+        for name in LAB_TRICKS
+    ]
+    return _table(("trick", "what the lab adds", "docs"), rows)
+
+
+_HYPER_PARAMETERS = {
+    "choice": "`Choice`",
+    "integer": "`Choice`",
+    "float": "`Float`",
+    "log": "`Float`, log",
+}
+
+
+def tuner_table() -> str:
+    """The tuner's default search ranges as a Markdown table
+    (`keras_tricks.tuning`'s docstring shows it)."""
+    rows = [
+        (
+            _name_cell(REGISTRY[name]),
+            _HYPER_PARAMETERS[REGISTRY[name].kind],
+            range_text(name),
+        )
+        for name in TUNER_TRICKS
+    ]
+    return _table(("trick", "hyper-parameter", "default range"), rows)

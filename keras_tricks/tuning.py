@@ -14,11 +14,11 @@ Default search ranges (`DEFAULT_RANGES`, overridable with `ranges=`):
 | `init` | `Choice` | glorot, he, lecun, lsuv |
 | `bn` (alias `norm`) | `Choice` | none, batch, ghost |
 | `dropout` | `Float` | [0, 0.5], step 0.1 |
-| `l2` | `Float`, log | [1e-6, 1e-2] |
+| `l2` | `Float`, log | log-uniform [1e-6, 1e-2] |
 | `clip` | `Choice` | none, global_norm_1, global_norm_10, adaptive |
 | `optimizer` | `Choice` | sgd_momentum, adam |
-| `lr` | `Float`, log | [1e-4, 1e-1] |
-| `decay` | `Float` | [0.9, 1.0], step 0.02 |
+| `lr` | `Float`, log | log-uniform [1e-4, 1e-1] |
+| `decay` | `Float` | [0.9, 1], step 0.02 |
 | `batch_size` | `Choice` | 32, 64, 128, 256 |
 | `early_stopping` | `Choice` | patience, gl, pq |
 
@@ -266,7 +266,7 @@ def choose_early_stopping(
 ) -> Any:
     """Samples a stopping criterion; returns `keras_tricks.callbacks.EarlyStopping`.
 
-    `"patience"` stops after 3 epochs without improvement, `"gl"` when the
+    `"patience"` stops after 5 epochs without improvement, `"gl"` when the
     generalisation loss exceeds 5%, `"pq"` when GL / P_5 exceeds 0.5
     (Prechelt 1998). Best weights are restored.
     """

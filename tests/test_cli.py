@@ -227,3 +227,100 @@ def test_init_study_prints_its_table_its_conclusion_and_progress(capsys):
     for init in ("N(0,1)", "glorot", "he", "lsuv"):
         assert init in out
     assert err.count("ETA") == 4 and "\r" not in err
+
+
+def _tiny_study(tmp_path, seeds):
+    x, y = _blobs(rows=90)
+    data = _npz(tmp_path / "blobs.npz", x, y)
+    return [
+        "ablate",
+        "--dataset",
+        data,
+        "--scenario",
+        "high-lr",
+        "--tricks",
+        "clip",
+        "--epochs",
+        "1",
+        "--depth",
+        "1",
+        "--seeds",
+        str(seeds),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+
+
+def test_ctrl_c_exits_130_and_keeps_the_finished_runs_marked_incomplete(tmp_path):
+    """SIGINT to a running study: exit status 130; runs.json holds the runs
+    that finished; report.html says INCOMPLETE; no file looks complete."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    argv = _tiny_study(tmp_path, seeds=200)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_tricks.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if (out / "runs.json").exists():
+                runs = json.loads((out / "runs.json").read_text())["runs"]
+                if len(runs) >= 2:
+                    break
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "Interrupted after" in err and "--resume" in err
+    saved = json.loads((out / "runs.json").read_text())
+    assert saved["complete"] is False and len(saved["runs"]) >= 2
+    assert saved["config"]["planned_runs"] == 400
+    assert (out / "INCOMPLETE").exists()
+    assert "INCOMPLETE" in (out / "report.html").read_text()
+    for name in ("results.csv", "results.md", "effects.png", "curves.png"):
+        assert not (out / name).exists()
+
+
+def test_resume_continues_without_redoing_finished_runs(tmp_path, monkeypatch, capsys):
+    import keras_tricks.lab.ablation as ablation
+
+    real, calls = ablation.train_run, []
+
+    def interrupted_at_the_third_run(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ablation, "train_run", interrupted_at_the_third_run)
+    out = tmp_path / "out"
+    assert cli.main([*_tiny_study(tmp_path, seeds=2), "--seed-offset", "5"]) == 130
+    first = json.loads((out / "runs.json").read_text())
+    assert [r["seed"] for r in first["runs"]] == [5, 6]
+    assert "INCOMPLETE" in (out / "report.html").read_text()
+    calls.clear()
+    monkeypatch.setattr(
+        ablation, "train_run", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    assert cli.main(["ablate", "--resume", str(out)]) == 0
+    assert len(calls) == 2  # 4 runs planned (reference, + clip; 2 seeds), 2 kept
+    assert "2 finished runs kept" in capsys.readouterr().out
+    final = json.loads((out / "runs.json").read_text())
+    assert final["complete"] is True and final["runs"][:2] == first["runs"]
+    assert not (out / "INCOMPLETE").exists() and (out / "results.csv").exists()
+    page = (out / "report.html").read_text()
+    assert "INCOMPLETE" not in page and "seeds 5-6" in page
+
+
+def test_resume_of_a_directory_without_runs_is_one_line(tmp_path, capsys):
+    assert cli.main(["ablate", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no runs.json" in err

@@ -1,5 +1,7 @@
 """The trick registry: one record per trick, built through the lab and the tuner."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -148,3 +150,51 @@ def test_setup_components():
     assert Setup().optimizer(base) is base
     assert Setup().normalization() is None and Setup().dropout() is None
     assert Setup().initializer() == "glorot_uniform"
+
+
+def _table_at(text, header):
+    """The Markdown table of `text` that starts with the line `header`."""
+    lines = text[text.index(header) :].splitlines()
+    table = []
+    for line in lines:
+        if not line.strip().startswith("|"):
+            break
+        table.append(line.strip())
+    return "\n".join(table)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("where", "header", "generated"),
+    [
+        ("registry.py docstring", "| trick | applies to |", registry.registry_table),
+        ("tuning.py docstring", "| trick | hyper-parameter |", registry.tuner_table),
+        ("docs/lab.md", "| trick | what the lab adds |", registry.lab_table),
+    ],
+)
+def test_every_copy_of_the_trick_table_is_the_registry(where, header, generated):
+    """One source of truth: each table is the registry's, generated. To update
+    a copy, paste `keras_registry.registry.<name>_table()` into it."""
+    if where == "registry.py docstring":
+        text = registry.__doc__
+    elif where == "tuning.py docstring":
+        from keras_tricks import tuning
+
+        text = tuning.__doc__
+    else:
+        text = (REPO / where).read_text()
+    assert _table_at(text, header) == generated(), f"{where} disagrees"
+
+
+def test_docs_tuning_ranges_and_early_stopping_patience_agree_with_registry():
+    from keras_tricks import tuning
+
+    table = _table_at((REPO / "docs/tuning.md").read_text(), "| trick | default range")
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    found = {name.split("`")[1]: cell.strip() for name, cell in rows}
+    assert found == {name: registry.range_text(name) for name in registry.TUNER_TRICKS}
+    patience = registry.STOPPING["patience"]["patience"]
+    assert f"stops after {patience} epochs" in tuning.choose_early_stopping.__doc__
+    assert f"patience={patience}" in registry.get("early_stopping").description

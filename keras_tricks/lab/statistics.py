@@ -15,6 +15,18 @@ Accuracy on `n` dev examples moves in steps of `1 / n`, so a few seeds can
 give the same difference every time (sample standard deviation 0) and a
 zero-width interval that claims certainty the data do not have: `s` is
 never taken below the metric's `resolution` (one dev example).
+
+A difference of two accuracies lies in [-1, 1] whatever the data; the
+interval is intersected with those `bounds`. That keeps its coverage (the
+true difference is always inside them) and never reports an impossible
+value; with enough seeds the t interval lies inside anyway.
+
+A run that does not train (it diverged, or stays near a constant guess)
+makes the scores of its variant bimodal, and a mean with a t interval
+describes that badly. `trained` says which runs trained: those at least
+halfway from what a constant guess scores to the best run of the scenario.
+A comparison in which some seeds trained and others did not is reported as
+`mixed` ("trained in 3 of 5 seeds"), without an interval.
 """
 
 from __future__ import annotations
@@ -24,8 +36,36 @@ from collections.abc import Sequence
 
 import numpy as np
 
-VERDICTS = ("helps", "hurts", "no clear effect")
-"""The verdicts `verdict` gives."""
+VERDICTS = ("helps", "hurts", "no clear effect", "mixed")
+"""The verdicts of the lab: `verdict`'s three, and `mixed` for a comparison
+whose seeds split between trained and not trained."""
+
+TRAINED_SHARE = 0.5
+"""A run trained when it covers at least this share of the way from a
+constant guess to the best run of its scenario (see `trained`)."""
+
+
+def trained(scores: Sequence[float], chance: float, best: float) -> list[bool]:
+    """Whether each run trained: `score >= chance + TRAINED_SHARE * (best - chance)`.
+
+    Args:
+        scores: dev accuracies of the runs.
+        chance: what a constant guess of the most frequent class scores.
+        best: the best dev accuracy of any run in the same scenario.
+
+    Returns:
+        One bool per score; all `True` when `best` is barely above chance
+        (nothing trained well enough to tell).
+
+    Example:
+
+    >>> trained([0.95, 0.11, 0.6], chance=0.1, best=0.95)
+    [True, False, True]
+    """
+    if best - chance < 0.1:
+        return [True] * len(scores)
+    threshold = chance + TRAINED_SHARE * (best - chance)
+    return [float(s) >= threshold for s in scores]
 
 
 def paired_interval(
@@ -34,6 +74,7 @@ def paired_interval(
     confidence: float = 0.95,
     *,
     resolution: float = 0.0,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
 ) -> tuple[float, float, float]:
     """Mean paired difference `a - b` and its Student-t confidence interval.
 
@@ -44,6 +85,9 @@ def paired_interval(
         resolution: smallest step of the metric (`1 / n` for an accuracy
             on `n` examples); the standard deviation of the differences is
             taken as at least this. Defaults to `0.0`.
+        bounds: the values the difference can take (`(-1, 1)` for
+            accuracies); the interval is intersected with them. Defaults
+            to no bounds.
 
     Returns:
         `(effect, low, high)`; `low` and `high` are NaN with fewer than two
@@ -62,6 +106,9 @@ def paired_interval(
     >>> [round(v, 4) for v in paired_interval([0.52, 0.51], [0.5, 0.49],
     ...                                       resolution=0.01)]
     [0.02, -0.0698, 0.1098]
+    >>> [round(v, 4) for v in paired_interval([0.9, 0.1], [0.1, 0.1],
+    ...                                       bounds=(-1.0, 1.0))]
+    [0.4, -1.0, 1.0]
     """
     if len(a) != len(b) or len(a) == 0:
         raise ValueError(
@@ -77,7 +124,8 @@ def paired_interval(
     spread = max(float(differences.std(ddof=1)), resolution)
     spread /= math.sqrt(len(differences))
     half = float(stats.t.ppf(0.5 + confidence / 2, len(differences) - 1)) * spread
-    return effect, effect - half, effect + half
+    low, high = max(effect - half, bounds[0]), min(effect + half, bounds[1])
+    return effect, low, high
 
 
 def verdict(low: float, high: float) -> str:

@@ -157,3 +157,112 @@ def test_one_run_trains_on_every_backend():
     run = train_run(split, split.train, values, settings)
     assert run["epochs"] == 4 and not run["diverged"]
     assert run["dev_accuracy"] > 0.8
+
+
+def test_seed_offset_and_resume_skip_finished_runs(tiny_digits, monkeypatch):
+    """Seeds start at `seed_offset`; runs passed as `done` are kept, not
+    trained again; `on_run` sees every finished run, complete at the last."""
+    import keras_tricks.lab.ablation as ablation
+
+    calls = []
+    real = ablation.train_run
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ablation, "train_run", counting)
+    seen = []
+    settings = dict(scenarios=["high-lr"], tricks=("clip",), epochs=1, depth=1)
+    first = run_ablation(
+        tiny_digits, seeds=2, seed_offset=10, on_run=seen.append, **settings
+    )
+    assert sorted(set(calls)) == [10, 11] and len(calls) == 4
+    assert [p.complete for p in seen] == [False, False, False, True]
+    assert [len(p.runs) for p in seen] == [1, 2, 3, 4]
+    assert first.config["seed_list"] == [10, 11]
+    calls.clear()
+    again = run_ablation(
+        tiny_digits, seeds=3, seed_offset=10, done=first.runs[:3], **settings
+    )
+    assert calls == [12, 11, 12]  # reference seed 12, + clip seeds 11 and 12
+    assert again.runs[:2] == first.runs[:2] and again.runs[3] == first.runs[2]
+    assert len(again.runs) == 6
+
+
+def _made_up(dev):
+    """An AblationResult from made-up dev accuracies {label: [per seed]}."""
+    from keras_tricks.lab.ablation import AblationResult, _key_text
+    from keras_tricks.lab.scenarios import DEMO_SCENARIOS, variants
+
+    found = variants(DEMO_SCENARIOS["deep"])
+    runs = []
+    for variant in found:
+        for seed, score in enumerate(dev[variant.label]):
+            runs.append(
+                {
+                    "scenario": "deep",
+                    "key": _key_text(variant),
+                    "variant": variant.label,
+                    "seed": seed,
+                    "dev_accuracy": score,
+                    "train_accuracy": score,
+                    "test_accuracy": score,
+                    "diverged": False,
+                    "epochs": 3,
+                    "seconds": 1.0,
+                    "curves": {"val_accuracy": [score] * 3},
+                }
+            )
+    config = {"dataset": "d", "model": "mlp", "seeds": 5, "dev_rows": 100}
+    return AblationResult(runs, {**config, "chance": 0.1}, found)
+
+
+def test_seeds_split_between_trained_and_not_give_a_mixed_verdict():
+    rows = {
+        r["variant"]: r
+        for r in _made_up(
+            {
+                "reference": [0.10, 0.12, 0.11, 0.10, 0.11],
+                "+ init": [0.95, 0.11, 0.94, 0.96, 0.12],
+                "+ bn": [0.95, 0.94, 0.96, 0.95, 0.93],
+            }
+        ).table
+    }
+    init = rows["+ init"]
+    assert init["verdict"] == "mixed" and init["trained"] == 3
+    assert init["note"] == "trained in 3 of 5 seeds"
+    assert math.isnan(init["ci_low"]) and math.isnan(init["ci_high"])
+    assert init["effect"] == pytest.approx(np.mean([0.85, -0.01, 0.83, 0.86, 0.01]))
+    bn = rows["+ bn"]
+    assert bn["verdict"] == "helps" and bn["trained"] == 5 and bn["note"] == ""
+    assert rows["reference"]["trained"] == 0
+
+
+def test_a_split_reference_makes_its_comparisons_mixed():
+    rows = {
+        r["variant"]: r
+        for r in _made_up(
+            {
+                "reference": [0.10, 0.90, 0.11, 0.10, 0.11],
+                "+ init": [0.95, 0.94, 0.94, 0.96, 0.92],
+                "+ bn": [0.95, 0.94, 0.96, 0.95, 0.93],
+            }
+        ).table
+    }
+    assert rows["+ bn"]["verdict"] == "mixed"
+    assert rows["+ bn"]["note"] == "reference trained in 1 of 5 seeds"
+
+
+def test_demo_scenarios_are_harder_and_noisy_labels_stay_fixed(tiny_digits):
+    from keras_tricks.lab.scenarios import DEMO_SCENARIOS
+
+    assert sorted(DEMO_SCENARIOS) == sorted(SCENARIOS)
+    for scenario in DEMO_SCENARIOS.values():
+        assert set(scenario.tricks) <= set(SCENARIOS[scenario.name].tricks)
+    split = split_dataset(tiny_digits)
+    clean = train_subset(split, 100)
+    noisy = train_subset(split, 100, label_noise=0.3)
+    np.testing.assert_array_equal(clean[0], noisy[0])
+    assert np.sum(clean[1] != noisy[1]) == 30
+    np.testing.assert_array_equal(noisy[1], train_subset(split, 100, 0, 0.3)[1])

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -126,3 +127,64 @@ def test_unwritable_output_directory_is_found_at_once(tmp_path):
         check_writable(tmp_path / "file")
     assert check_writable(tmp_path / "new" / "out") == tmp_path / "new" / "out"
     assert not (tmp_path / "new" / "out").exists()
+
+
+def _visible_text(page):
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+
+
+def test_report_reads_like_a_table_not_a_dump(written):
+    page = _visible_text((written[0] / "out" / "report.html").read_text())
+    results = re.sub(r'<table class="settings">.*?</table>', "", page)
+    cells = re.findall(r"<td>([^<]*)</td>", results)
+    numbers = [c for c in cells if re.fullmatch(r"[+-]?\d+\.\d+", c)]
+    assert numbers and all(len(n.split(".")[1]) == 3 for n in numbers)
+    assert any(re.fullmatch(r"\[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", c) for c in cells)
+    assert page.count('<table class="settings">') == 3  # 2 scenarios, versions
+    assert "<th>learning rate</th>" in page and '{"depth"' not in page
+
+
+def test_small_multiples_have_at_most_4_lines_and_forest_panels(monkeypatch):
+    import matplotlib.figure
+
+    from keras_tricks.lab import output
+
+    result = _result()
+    for name in ("deep", "high-lr"):
+        panels = output._panels(result, name)
+        assert [trick for trick, _ in panels] == list(SCENARIOS[name].tricks)
+        assert all(len(lines) <= 4 for _, lines in panels)
+    saved = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure,
+        "savefig",
+        lambda figure, *args, **kwargs: saved.append(figure),
+    )
+    output.plot_effects(result, "unused.png")
+    panels = [axis for axis in saved[0].axes if axis.get_visible()]
+    assert [axis.get_title(loc="left") for axis in panels] == ["deep", "high-lr"]
+    assert panels[0].get_xlim() != panels[1].get_xlim()
+
+
+def test_an_incomplete_result_never_looks_complete(tmp_path):
+    from keras_tricks.lab.output import INCOMPLETE, write_runs
+
+    out = tmp_path / "out"
+    write_outputs(_result(), out)  # an earlier, complete study in the same place
+    full = _result()
+    partial = AblationResult(
+        full.runs[:5],
+        {**full.config, "planned_runs": 30},
+        full.variants,
+        complete=False,
+    )
+    write_runs(partial, out)
+    assert sorted(p.name for p in out.iterdir()) == [INCOMPLETE, "runs.json"]
+    paths = write_outputs(partial, out)
+    assert sorted(p.name for p in paths) == [INCOMPLETE, "report.html", "runs.json"]
+    page = (out / "report.html").read_text()
+    assert "INCOMPLETE" in page and "5 of 30 runs" in page
+    assert json.loads((out / "runs.json").read_text())["complete"] is False
+    write_outputs(full, out)
+    assert not (out / INCOMPLETE).exists()
+    assert "INCOMPLETE" not in (out / "report.html").read_text()

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_tricks.lab.statistics import paired_interval, verdict
+from keras_tricks.lab.statistics import paired_interval, trained, verdict
 
 pytestmark = pytest.mark.jax
 
@@ -78,3 +78,28 @@ def test_one_seed_has_no_interval_and_bad_input_is_refused():
 )
 def test_verdict_at_the_boundaries(low, high, expected):
     assert verdict(low, high) == expected
+
+
+def test_interval_never_leaves_the_possible_differences():
+    """Two seeds, one trained and one not: the t interval is far wider than
+    [-1, 1]; intersected with it, it keeps its coverage."""
+    effect, low, high = paired_interval([0.95, 0.10], [0.10, 0.10])
+    assert low < -1.0 and high > 1.0
+    effect, low, high = paired_interval([0.95, 0.10], [0.10, 0.10], bounds=(-1.0, 1.0))
+    assert effect == pytest.approx(0.425) and (low, high) == (-1.0, 1.0)
+    inside = paired_interval([0.9, 0.8, 0.85], [0.8, 0.75, 0.8], bounds=(-1.0, 1.0))
+    assert inside == pytest.approx(paired_interval([0.9, 0.8, 0.85], [0.8, 0.75, 0.8]))
+
+
+@pytest.mark.parametrize(
+    ("scores", "chance", "best", "expected"),
+    [
+        ([0.95, 0.11, 0.6], 0.1, 0.95, [True, False, True]),
+        ([0.2, 0.52], 0.1, 0.9, [False, True]),  # threshold 0.5
+        ([0.12, 0.13], 0.1, 0.15, [True, True]),  # nothing trained: no split
+    ],
+)
+def test_trained_is_halfway_from_a_constant_guess_to_the_best_run(
+    scores, chance, best, expected
+):
+    assert trained(scores, chance, best) == expected

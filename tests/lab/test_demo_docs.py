@@ -1,0 +1,76 @@
+"""docs/lab.md's demo section says what the committed `make demo` run measured.
+
+`docs/lab/results.csv` is the `results.csv` of an actual `make demo` run
+(its figures are `docs/img/ablation-effects.png` and
+`docs/img/ablation-curves.png`); every number and verdict of the demo
+section must be that file's.
+"""
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+from keras_tricks.lab.output import markdown_summary
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+RESULTS = DOCS / "lab" / "results.csv"
+
+CLAIM = re.compile(
+    r"`(?P<scenario>[\w-]+): (?P<variant>[^`]+)` (?P<effect>[+-]\d\.\d{3}) "
+    r"(?:\[(?P<low>[+-]\d\.\d{3}), (?P<high>[+-]\d\.\d{3})\], (?P<verdict>helps|"
+    r"hurts|no clear effect)|\((?P<note>[^)]*trained in \d+ of \d+ seeds)\))"
+)
+"""A claim of the prose: "`deep: + init` +0.721 [+0.650, +0.790], helps" or
+"`deep: + init` +0.400 (trained in 3 of 6 seeds)"."""
+
+
+@pytest.fixture(scope="module")
+def section():
+    text = (DOCS / "lab.md").read_text()
+    start = text.index("## What the demo shows")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+@pytest.fixture(scope="module")
+def rows():
+    with open(RESULTS, newline="") as f:
+        return {(r["scenario"], r["variant"]): r for r in csv.DictReader(f)}
+
+
+def test_the_table_is_the_committed_results(section):
+    assert markdown_summary(RESULTS) in section
+
+
+def test_every_claim_is_a_row_of_the_results(section, rows):
+    prose = section.replace(markdown_summary(RESULTS), "")
+    claims = list(CLAIM.finditer(prose))
+    assert len(claims) >= 4
+    for claim in claims:
+        row = rows[claim["scenario"], claim["variant"]]
+        assert claim["effect"] == f"{float(row['effect']):+.3f}", claim[0]
+        if claim["note"]:
+            assert row["verdict"] == "mixed" and claim["note"].endswith(row["note"])
+        else:
+            assert claim["verdict"] == row["verdict"], claim[0]
+            assert claim["low"] == f"{float(row['ci_low']):+.3f}", claim[0]
+            assert claim["high"] == f"{float(row['ci_high']):+.3f}", claim[0]
+
+
+def test_every_other_number_of_the_prose_is_in_the_results(section, rows):
+    prose = section.replace(markdown_summary(RESULTS), "")
+    known = set()
+    for row in rows.values():
+        for key in ("mean", "effect", "ci_low", "ci_high", "gap", "test_accuracy"):
+            if row[key]:
+                known |= {f"{float(row[key]):.3f}", f"{float(row[key]):+.3f}"}
+    for number in re.findall(r"[+-]?\d\.\d{3}", prose):
+        assert number in known, number
+    seeds = {int(r["seeds"]) for r in rows.values()}
+    assert len(seeds) == 1 and f"{seeds.pop()} seeds" in prose
+
+
+def test_the_figures_exist():
+    for name in ("ablation-effects.png", "ablation-curves.png"):
+        assert (DOCS / "img" / name).read_bytes()[:4] == b"\x89PNG"

@@ -484,7 +484,12 @@ class GradientClipping(keras.optimizers.Optimizer):
         layout = self._layout
         if not self.built or layout.warned or layout.guarded:
             return
-        skipped = int(ops.convert_to_numpy(self._skipped_steps.value))
+        try:
+            skipped = int(ops.convert_to_numpy(self._skipped_steps.value))
+        except TypeError:
+            # JAX calls this also for a `fit` that failed before the state
+            # came back to the variables (they hold no value then).
+            return
         if skipped == 0:
             return
         layout.warned = True

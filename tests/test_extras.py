@@ -4,7 +4,7 @@ import pytest
 
 from keras_tricks._extras import require
 
-pytestmark = pytest.mark.jax
+pytestmark = [pytest.mark.jax, pytest.mark.compat]
 
 
 def test_present_module_is_returned():

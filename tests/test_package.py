@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.jax
+pytestmark = [pytest.mark.jax, pytest.mark.compat]
 
 # Keras itself imports SciPy, scikit-learn, matplotlib and pandas when they are
 # installed (keras.src.visualization, keras.src.wrappers), so what is checked

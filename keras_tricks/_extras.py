@@ -1,7 +1,6 @@
 """Optional dependencies: import one, or say which extra installs it."""
 
 import importlib
-import os
 
 
 def require(module, extra, feature):
@@ -48,14 +47,13 @@ def import_keras():
     try:
         return importlib.import_module("keras")
     except ModuleNotFoundError as error:
-        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
         if error.name is None or error.name.split(".")[0] not in _BACKENDS:
             raise
         raise ImportError(
-            f"Keras is set to the {backend!r} backend, and {error.name} is not "
-            "installed. Install a backend with keras-tricks, e.g. "
-            'pip install "keras-tricks[tensorflow]" or pip install '
-            '"keras-tricks[jax]" and set KERAS_BACKEND=jax.'
+            f"Keras cannot import its backend: {error.name} is not installed. "
+            "Keras uses TensorFlow unless KERAS_BACKEND (or ~/.keras/keras.json) "
+            'names another. Install one: pip install "keras-tricks[tensorflow]", '
+            'or pip install "keras-tricks[jax]" and set KERAS_BACKEND=jax.'
         ) from error
 
 

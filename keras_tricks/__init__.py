@@ -14,7 +14,16 @@ spaces, needs the `tuner` extra).
 
 import importlib
 
-from keras_tricks import (
+__version__ = "0.1.0"
+
+from keras_tricks import _extras, _versions  # noqa: E402
+
+# Before the subpackages: a Keras too old, or a backend not installed, fails
+# here with a message saying what to install; an untested version warns.
+_versions.check()
+_extras.import_keras()
+
+from keras_tricks import (  # noqa: E402
     callbacks,
     data,
     diagnostics,
@@ -26,8 +35,6 @@ from keras_tricks import (
     regularizers,
     schedules,
 )
-
-__version__ = "0.1.0"
 
 _LAZY = ("datasets", "lab", "studies", "tuning")
 

@@ -27,6 +27,7 @@ def _numpy_outputs(model, x):
     return outputs
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 def test_statistics_match_numpy(rng):
     model = _model(["tanh", "sigmoid", "relu", "linear"])

@@ -16,6 +16,7 @@ def _member(i, units=3):
     )
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_is_the_mean_and_saves(tmp_path, rng):

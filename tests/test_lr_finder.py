@@ -42,6 +42,7 @@ def test_restores_model_and_optimizer_exactly(digits):
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_sweep_and_smoothing(digits):

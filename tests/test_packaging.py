@@ -23,7 +23,7 @@ import keras_tricks
 
 ROOT = Path(__file__).parent.parent
 PYPROJECT = (ROOT / "pyproject.toml").read_text()
-HARD_DEPENDENCIES = {"tensorflow", "keras", "numpy", "scipy"}
+HARD_DEPENDENCIES = {"keras", "numpy", "scipy"}
 NOT_IN_SDIST = {".gitignore", ".ci/run"}  # the CI entry point and git's own file
 SDIST_EXTRAS = re.compile(r"^(PKG-INFO|setup\.cfg|keras_tricks\.egg-info/.*)$")
 
@@ -148,9 +148,10 @@ def _extra_requirements(metadata, extra):
     return names
 
 
-def test_extras_lab_tuner_jax_and_all(metadata):
+def test_extras_backends_lab_tuner_and_all(metadata):
     extras = set(metadata.get_all("Provides-Extra"))
-    assert {"lab", "tuner", "jax", "dev", "all"} <= extras
+    assert {"tensorflow", "jax", "lab", "tuner", "dev", "all"} <= extras
+    assert _extra_requirements(metadata, "tensorflow") == {"tensorflow"}
     assert _extra_requirements(metadata, "lab") == {"scikit-learn", "matplotlib"}
     assert "keras-tuner" in _extra_requirements(metadata, "tuner")
     assert _extra_requirements(metadata, "jax") == {"jax"}

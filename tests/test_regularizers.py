@@ -26,6 +26,7 @@ def _np(variable):
     return np.asarray(keras.ops.convert_to_numpy(variable), "float64")
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 @pytest.mark.parametrize(
     ("norm", "formula"),
@@ -59,6 +60,7 @@ def test_gradient_flows_into_both_sides(rng):
     np.testing.assert_allclose(grad_b, -expected, atol=1e-6)
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_frozen_reference_stays_fixed_and_pulls(rng):
@@ -92,6 +94,7 @@ def test_reference_in_another_model_is_fixed(rng):
     np.testing.assert_array_equal(_np(pretrained.layers[0].kernel), reference)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("order", ["a_first", "b_first"])
 def test_tie_survives_save_and_load(order, tmp_path, rng):
     model, a, b = _towers()

@@ -32,6 +32,7 @@ called, never at import).
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from keras_tricks._extras import require
 from keras_tricks._validation import check_number, invalid, invalid_together
 from keras_tricks.data.hashing import GOLDEN, MASK64, MIX1, MIX2, splitmix64
 
@@ -76,6 +77,7 @@ def hash_uniform(keys: Any, seed: int = 0) -> "tf.Tensor":
     >>> [round(float(v), 4) for v in u]
     [0.0, 0.8833, 0.4315, 0.0264]
     """
+    require("tensorflow", "tensorflow", "hash_uniform()")
     import tensorflow as tf
 
     tensor = tf.convert_to_tensor(keys)
@@ -132,6 +134,7 @@ def split_dataset(
         A tuple of datasets `(train, dev, test)`.
 
     Raises:
+        ImportError: when TensorFlow is not installed (the `tensorflow` extra).
         TypeError: when `dataset` is not a `tf.data.Dataset`, `key` is not
             callable or returns neither integer nor string scalars, or
             `batch_size` is not an int.
@@ -150,6 +153,7 @@ def split_dataset(
     >>> [int(b.shape[0]) for b in train]
     [256, 256, 256, 36]
     """
+    require("tensorflow", "tensorflow", "split_dataset()")
     import tensorflow as tf
 
     if not isinstance(dataset, tf.data.Dataset):

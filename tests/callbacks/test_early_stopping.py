@@ -190,6 +190,7 @@ def test_non_finite_value_stops_and_restores_best(bad):
         np.testing.assert_array_equal(actual, expected)
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_restores_best_at_epoch_limit_inside_a_jit_compiled_fit(digits):

@@ -37,6 +37,7 @@ def test_never_retraces(jit_compile, rng):
     assert counts[0] == counts[1]
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_changes_the_sgd_step_inside_a_jit_compiled_fit():

@@ -43,6 +43,7 @@ def _classifier(hidden, jit_compile=False):
     return model
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_tiny_model_is_high_bias(digits, capsys):

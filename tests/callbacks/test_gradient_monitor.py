@@ -116,6 +116,7 @@ def test_plain_fit_afterwards_is_not_instrumented(digits):
     assert "grad_norm_mean" not in history.history
 
 
+@pytest.mark.compat
 def test_config_round_trip():
     monitor = GradientMonitor(
         vanishing_threshold=1e-4,
@@ -188,6 +189,7 @@ def _expected_figures(x, y, clip, ratio_every):
     }
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 @pytest.mark.parametrize(
     ("clip", "ratio_every"), [(None, 1), (0.5, 2)], ids=["sgd", "clipped-sampled"]

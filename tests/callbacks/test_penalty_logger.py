@@ -32,6 +32,7 @@ def _numpy_penalty(model):
     )
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_penalty_and_data_losses_inside_a_jit_compiled_fit(rng):

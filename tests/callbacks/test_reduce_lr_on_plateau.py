@@ -158,6 +158,7 @@ def test_schedule_respects_min_lr():
     assert float(low(0)) == pytest.approx(0.005)
 
 
+@pytest.mark.compat
 def test_schedule_through_wrapper_and_save(tmp_path, rng):
     inner = keras.optimizers.SGD(_warmup_cosine())
     model = linear_model(keras.optimizers.LossScaleOptimizer(inner))

@@ -26,6 +26,7 @@ def _fit(model, callbacks, epochs=5):
     )
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_swa_is_the_mean_of_the_epochs_and_leaves_the_optimizer():

@@ -85,6 +85,7 @@ def test_deterministic_golden_values():
     assert test.tolist() == [8, 1]
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 def test_deterministic_golden_values_stratified_and_grouped():
     y = np.array([0] * 4 + [1] * 5 + [2] * 3)

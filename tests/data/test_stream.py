@@ -41,6 +41,7 @@ def _expected_split(n, dev, test, seed):
     return np.where(u < test, 2, np.where(u < test + dev, 1, 0))
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("batch_size", [None, 100])
 def test_every_element_exactly_once_at_the_hashed_split(batch_size):
     n, dev, test = 5000, 0.1, 0.2

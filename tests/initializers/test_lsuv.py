@@ -126,6 +126,7 @@ def test_bad_batches(rng):
         lsuv_initialize(model, [[1.0] * 16])
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 def test_nan_rows_are_named_and_the_kernels_left_unchanged(rng):
     """Before: LSUV measured a NaN std, stopped, and silently left every

@@ -8,6 +8,7 @@ from keras_tricks import initializers
 from tests.helpers import assert_roundtrip
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 @pytest.mark.parametrize("name", initializers.NAMES)
 def test_std_matches_formula(name):
@@ -97,6 +98,7 @@ def test_inverse_fan_in_normal_config_round_trip():
     np.testing.assert_array_equal(clone((4, 4)), init((4, 4)))
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("name", initializers.NAMES)
 def test_model_with_named_initializer_round_trips(name, tmp_path, rng):
     model = keras.Sequential(
@@ -111,6 +113,7 @@ def test_model_with_named_initializer_round_trips(name, tmp_path, rng):
     )
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 def test_trains_with_jit_compile(rng):
     model = keras.Sequential(

@@ -47,6 +47,7 @@ def mixed_precision():
     keras.config.set_dtype_policy(policy)
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 @pytest.mark.parametrize("name", list(FACTORIES))
 def test_config_is_complete(name):
@@ -57,6 +58,7 @@ def test_config_is_complete(name):
     assert registered == f"keras_tricks>{type(layer).__name__}"
 
 
+@pytest.mark.compat
 def test_save_load_round_trip_after_training(tmp_path, rng):
     model = _model()
     model.compile("adam", "sparse_categorical_crossentropy")
@@ -85,6 +87,7 @@ def test_deterministic_layers_round_trip(name, tmp_path, rng):
     assert_roundtrip(model, rng.normal(size=(8, 6)), tmp_path)
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 def test_jit_compiled_fit(rng):
     model = _model()
@@ -177,6 +180,7 @@ def _rows_differ(y_true, y_pred):
     return keras.ops.broadcast_to(keras.ops.max(spread), keras.ops.shape(y_pred)[:1])
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_training_masks_inside_a_jit_compiled_fit():
@@ -184,13 +188,20 @@ def test_training_masks_inside_a_jit_compiled_fit():
     inside `fit(jit_compile=True)`: only the values the formula allows."""
     inputs = keras.Input((16,))
     layers = {
-        "classic": ClassicDropout(0.5, seed=1),  # m * x: 0 or 1
-        "mc": MCDropout(0.5, seed=2),  # m * x / 0.5: 0 or 2
-        "path": DropPath(0.5, seed=3),  # per sample: all 0 or all 2
+        "classic": ClassicDropout(0.5, seed=1, name="classic"),  # m * x: 0 or 1
+        "mc": MCDropout(0.5, seed=2, name="mc"),  # m * x / 0.5: 0 or 2
+        "path": DropPath(0.5, seed=3, name="path"),  # per sample: all 0 or all 2
         "connect": DropConnectDense(  # 2 * (kept weights of the column)
-            16, 0.5, seed=4, kernel_initializer="ones", bias_initializer="zeros"
+            16,
+            0.5,
+            seed=4,
+            kernel_initializer="ones",
+            bias_initializer="zeros",
+            name="connect",
         ),
     }
+    # Each layer is named after its output key: Keras before 3.12 matches the
+    # dict of metrics to the outputs by layer name, not by key.
     model = keras.Model(inputs, {name: layer(inputs) for name, layer in layers.items()})
     metrics = {
         "classic": [_fraction_in([0, 1]), _zeros],

@@ -263,6 +263,7 @@ def test_the_per_replica_batch_counts_under_a_data_parallel_distribution(
         GhostBatchNormalization(8)(x, training=True)
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 def test_fit_with_a_partial_last_batch_under_jit(rng):

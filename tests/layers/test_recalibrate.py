@@ -244,6 +244,7 @@ def _single_pass_numpy(model, x, batch_size):
     ]
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 def test_single_pass_statistics_equal_numpy_of_the_same_definition(rng):
     model = _mlp()

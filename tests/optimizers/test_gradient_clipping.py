@@ -154,6 +154,7 @@ def test_clips_unscaled_gradients_with_loss_scaling(rng, order):
     assert step == pytest.approx(1.0, rel=1e-5)  # threshold, not threshold * scale
 
 
+@pytest.mark.compat
 def test_skip_nonfinite_changes_nothing(rng):
     values, grads = _setup(rng)
     opt = GradientClipping(keras.optimizers.Adam(0.1))
@@ -201,6 +202,7 @@ def test_clipping_rescues_a_diverging_sgd_run(digits):
     assert int(clipped.optimizer.clipped_steps.numpy()) > 0
 
 
+@pytest.mark.compat
 def test_nan_batch_is_skipped_in_fit(digits):
     (x, y), _ = digits
     x = x[:256].copy()
@@ -224,6 +226,7 @@ def test_adaptive_exclude_leaves_head_unclipped(rng):
     np.testing.assert_allclose(variables[1].numpy(), values[1] - clipped[1], rtol=1e-5)
 
 
+@pytest.mark.compat
 def test_save_load_resumes_exactly(digits, tmp_path):
     (x, y), _ = digits
     x, y = x[:128], y[:128]
@@ -579,6 +582,7 @@ def _constrained_net(optimizer, jit):
     return net
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 @pytest.mark.xla
 @pytest.mark.parametrize("jit", [True, False])
@@ -624,6 +628,7 @@ def test_a_skipped_step_is_as_if_its_batch_were_not_there(inner, jit):
         )
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.jax
 @pytest.mark.parametrize(

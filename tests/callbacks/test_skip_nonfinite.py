@@ -110,6 +110,7 @@ def _clipped():
 OPTIMIZERS = {"adam": _adam, "clipped": _clipped}
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 @pytest.mark.parametrize("jit", [True, False])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
@@ -123,6 +124,7 @@ def test_a_skipped_batch_leaves_no_trace(data, jit, optimizer):
     _assert_same_run(bad_model, bad_history, clean_model, clean_history)
 
 
+@pytest.mark.compat
 @pytest.mark.jax
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_a_skipped_batch_leaves_no_trace_jax_and_ghost_batch_norm(data, optimizer):

@@ -106,6 +106,7 @@ def test_matches_torch_with_torch_if_installed():
     np.testing.assert_allclose(actual, expected, rtol=2e-5)
 
 
+@pytest.mark.compat
 @pytest.mark.xla
 def test_trains_inside_a_jit_compiled_fit_and_round_trips(tmp_path, rng):
     schedule = OneCycle(0.05, total_steps=20, pct_start=0.3)

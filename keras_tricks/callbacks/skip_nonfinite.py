@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -76,17 +75,14 @@ class SkipNonFinite(TrainingCallback):
 
     def __init__(self) -> None:
         super().__init__()
-        self._cache: weakref.WeakKeyDictionary[Any, Callable] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._plain: Callable | None = None
-        self._guarded: Callable | None = None
+        self._guard: _Guard | None = None
         self._armed = False
-        self._counter: keras.Variable | None = None
 
     def reset_state(self) -> None:
         self.skipped_steps = 0
         self._skipped_device: Any = 0
+        # Skips counted by guards this `fit` used before the current one.
+        self._counted = 0
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -104,38 +100,21 @@ class SkipNonFinite(TrainingCallback):
                 "run the train step inside their own. Use one of them (or "
                 "GradientMonitor(stop_on_nonfinite=True))."
             )
-        jax = keras.backend.backend() == "jax"
-        if jax and getattr(model, "steps_per_execution", 1) > 1:
-            raise ValueError(
-                "SkipNonFinite on the JAX backend needs steps_per_execution=1 "
-                f"(the model was compiled with {model.steps_per_execution}): "
-                "it counts the skipped steps from each step's logs."
-            )
         if keras.backend.backend() not in ("tensorflow", "jax"):
             raise ValueError(
                 "SkipNonFinite supports the TensorFlow and JAX backends. "
                 f"Current backend: {keras.backend.backend()}"
             )
-        self._reuse = _reusable_clipper(model.optimizer)
+        if keras.backend.backend() == "jax" and model.steps_per_execution > 1:
+            raise ValueError(
+                "SkipNonFinite on the JAX backend needs steps_per_execution=1 "
+                f"(the model was compiled with {model.steps_per_execution}): "
+                "it counts the skipped steps from each step's logs."
+            )
         for member in _chain(model.optimizer):
             if isinstance(member, GradientClipping):
                 member._layout.guarded = True
-        if not jax:
-            self._reset_counter()
-
-    def _reset_counter(self) -> None:
-        if self._counter is None:
-            strategy = getattr(self.model, "distribute_strategy", None)
-            with strategy.scope() if strategy else contextlib.nullcontext():
-                self._counter = keras.Variable(
-                    0,
-                    dtype="int64",
-                    trainable=False,
-                    aggregation="only_first_replica",
-                    synchronization="on_read",
-                    name="skip_nonfinite_skipped",
-                )
-        self._counter.assign(0)
+        self._guard = None
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self.model.train_function != self._dispatch:
@@ -145,8 +124,10 @@ class SkipNonFinite(TrainingCallback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.last_epoch = epoch
         before = self.skipped_steps
-        if self._counter is not None and keras.backend.backend() != "jax":
-            self.skipped_steps = int(ops.convert_to_numpy(self._counter.value))
+        if self._guard is not None and self._guard.counter is not None:
+            self.skipped_steps = self._counted + int(
+                ops.convert_to_numpy(self._guard.counter.value)
+            )
         else:
             self.skipped_steps = int(np.asarray(self._skipped_device))
         if logs is not None:
@@ -160,57 +141,102 @@ class SkipNonFinite(TrainingCallback):
                 member._layout.guarded = False
 
     def _install(self) -> None:
-        """Makes the guarded train function (once per plain one) and puts the
-        dispatcher in the model's `train_function`."""
+        """Puts the dispatcher in the model's `train_function`, with the
+        model's guard for its current train function (made once, kept on the
+        model like Keras keeps `train_function`)."""
         model = self.model
-        plain = model.train_function
-        guarded = self._cache.get(plain)
-        if guarded is None:
-            self._original_step = model.train_step
-            step = self._jax_step if keras.backend.backend() == "jax" else self._tf_step
-            try:
-                with _keras_compat.patched(model, "train_step", step):
-                    model.make_train_function(force=True)
-                guarded = model.train_function
-            finally:
-                model.train_function = plain
-            self._cache[plain] = guarded
-        self._plain, self._guarded = plain, guarded
+        guard = model.__dict__.get(_GUARD)
+        if guard is None or not guard.serves(model):
+            guard = _Guard(model)
+            model.__dict__[_GUARD] = guard
+        if self._guard is not None and self._guard.counter is not None:
+            # A new guard in the middle of a `fit` (the model's train
+            # function was made again): keep the count so far.
+            self._counted += int(ops.convert_to_numpy(self._guard.counter.value))
+        if guard.counter is not None:
+            guard.counter.assign(0)
+        self._guard = guard
         model.train_function = self._dispatch
 
     def _restore(self) -> None:
         model = self.model
-        if model is not None and model.train_function == self._dispatch:
-            model.train_function = self._plain
+        if (
+            model is not None
+            and self._guard is not None
+            and model.train_function == self._dispatch
+        ):
+            model.train_function = self._guard.plain
 
     def _dispatch(self, *args: Any) -> Any:
         """`model.train_function` during the `fit`."""
-        if not self._armed or self._guarded is None:
+        guard = self._guard
+        if not self._armed or guard is None:
             # Called by a `fit` this callback is not part of.
             self._restore()
             return self.model.train_function(*args)
         self._armed = False
         if keras.backend.backend() != "jax":
-            return self._guarded(*args)
-        logs, state = self._guarded(*args)
+            return guard.guarded(*args)
+        logs, state = guard.guarded(*args)
         logs = dict(logs)
         self._skipped_device = self._skipped_device + logs.pop(SKIPPED_KEY)
         return logs, state
 
-    # -- the guarded train steps -------------------------------------------
+
+_GUARD = "_keras_tricks_skip_guard"
+"""The model attribute holding its guard (a plain object, untracked by Keras)."""
+
+
+class _Guard:
+    """The guarded train function of one model's current train function.
+
+    Made with Keras's `make_train_function` while the model's `train_step` is
+    this object's step (an attribute of the user's model for that one call).
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model = model
+        self.plain = model.train_function
+        self.optimizer = model.optimizer
+        self.reuse = _reusable_clipper(model.optimizer)
+        self.original_step = model.train_step
+        self.counter: keras.Variable | None = None
+        jax = keras.backend.backend() == "jax"
+        if not jax:
+            strategy = getattr(model, "distribute_strategy", None)
+            with strategy.scope() if strategy else contextlib.nullcontext():
+                self.counter = keras.Variable(
+                    0,
+                    dtype="int64",
+                    trainable=False,
+                    aggregation="only_first_replica",
+                    synchronization="on_read",
+                    name="skip_nonfinite_skipped",
+                )
+        step = self._jax_step if jax else self._tf_step
+        try:
+            with _keras_compat.patched(model, "train_step", step):
+                model.make_train_function(force=True)
+            self.guarded = model.train_function
+        finally:
+            model.train_function = self.plain
+
+    def serves(self, model: keras.Model) -> bool:
+        """Whether this guard wraps `model`'s current train function."""
+        return model.train_function is self.plain and model.optimizer is self.optimizer
 
     def _tf_step(self, data: Any) -> Any:
         model = self.model
         optimizer = model.optimizer
         restored = [*model.non_trainable_variables, *model.metrics_variables]
         old = [ops.copy(v.value) for v in restored]
-        if self._reuse is not None:
-            if not self._reuse.built:  # as its `apply` would, first
-                with keras.name_scope(self._reuse.name):
-                    self._reuse.build(model.trainable_variables)
-            before = ops.copy(self._reuse.skipped_steps.value)
-            logs = self._original_step(data)
-            keep = ops.equal(self._reuse.skipped_steps.value, before)
+        if self.reuse is not None:
+            if not self.reuse.built:  # as its `apply` would, first
+                with keras.name_scope(self.reuse.name):
+                    self.reuse.build(model.trainable_variables)
+            before = ops.copy(self.reuse.skipped_steps.value)
+            logs = self.original_step(data)
+            keep = ops.equal(self.reuse.skipped_steps.value, before)
         else:
             decision: dict[str, Any] = {}
             with (
@@ -221,14 +247,14 @@ class SkipNonFinite(TrainingCallback):
                     optimizer, "apply", _guarded_apply(optimizer, decision)
                 ),
             ):
-                logs = self._original_step(data)
+                logs = self.original_step(data)
             keep = decision.get("keep")
             if keep is None:  # no update step: the loss alone decides
                 keep = _distribute.on_every_replica(_loss_finite(logs))
         for variable, value in zip(restored, old, strict=True):
             variable.assign(ops.where(keep, variable.value, value))
-        if self._counter is not None:
-            self._counter.assign_add(ops.cast(ops.logical_not(keep), "int64"))
+        if self.counter is not None:
+            self.counter.assign_add(ops.cast(ops.logical_not(keep), "int64"))
         return {**logs, **model.get_metrics_result()}
 
     def _jax_step(self, state: Sequence[Any], data: Any) -> Any:
@@ -244,7 +270,7 @@ class SkipNonFinite(TrainingCallback):
             return original(optimizer_variables, grads, variables)
 
         with _keras_compat.patched(optimizer, "stateless_apply", observed):
-            logs, new_state = self._original_step(state, data)
+            logs, new_state = self.original_step(state, data)
         keep = _loss_finite(logs)
         if "grads" in decision:
             keep = ops.logical_and(keep, decision["grads"])

@@ -15,6 +15,7 @@ from keras_tricks.callbacks.epoch_decay import EpochDecay
 from keras_tricks.callbacks.fit_diagnosis import FitDiagnosis
 from keras_tricks.callbacks.gradient_monitor import GradientMonitor
 from keras_tricks.callbacks.learning_rate_finder import LearningRateFinder
+from keras_tricks.callbacks.one_cycle_momentum import OneCycleMomentum
 from keras_tricks.callbacks.penalty_logger import PenaltyLogger, weight_penalty
 from keras_tricks.callbacks.reduce_lr_on_plateau import (
     ReduceLROnPlateau,
@@ -33,6 +34,7 @@ __all__ = [
     "GradientMonitor",
     "LRFinderResult",
     "LearningRateFinder",
+    "OneCycleMomentum",
     "PenaltyLogger",
     "ReduceLROnPlateau",
     "ScaledSchedule",

@@ -47,13 +47,9 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     Momentum is cycled inversely (high while the rate is low):
     `momentum(step)` is torch's `cycle_momentum` value at a step, from
     `max_momentum` down to `base_momentum` in phase 1 and back up in phase 2.
-    The schedule only computes it: a Keras optimizer holds `momentum` (SGD)
-    and `beta_1` (Adam) as Python floats that a compiled train step reads
-    once, when it is traced, so assigning a new float each step would change
-    nothing, and holding them in a variable would add one to the optimizer's
-    saved state. Writing the value into an optimizer is left to a future
-    callback; until then, one-cycle here cycles the rate only (fastai and
-    torch cycle both by default).
+    The schedule computes it; `keras_tricks.callbacks.OneCycleMomentum`
+    writes it into the optimizer (SGD's `momentum`, Adam's `beta_1`) at every
+    step of a `fit`.
 
     Args:
         max_learning_rate: the peak rate, > 0.

@@ -17,6 +17,7 @@ from keras_tricks.callbacks import (
     FitDiagnosis,
     GradientMonitor,
     LearningRateFinder,
+    OneCycleMomentum,
     PenaltyLogger,
     ReduceLROnPlateau,
     SkipNonFinite,
@@ -39,6 +40,7 @@ EXAMPLES = {
     "LearningRateFinder": lambda: LearningRateFinder(
         1e-5, 1.0, 20, rule="valley", verbose=1
     ),
+    "OneCycleMomentum": OneCycleMomentum,
     "PenaltyLogger": PenaltyLogger,
     "ReduceLROnPlateau": lambda: ReduceLROnPlateau(
         "val_error", 0.5, 2, 0, "min", 1e-3, 1, 1e-5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -234,9 +235,11 @@ class _Guard:
             if not self.reuse.built:  # as its `apply` would, first
                 with keras.name_scope(self.reuse.name):
                     self.reuse.build(model.trainable_variables)
-            before = ops.copy(self.reuse.skipped_steps.value)
+            decisions = self.reuse._layout.decisions
+            decisions.pop(threading.get_ident(), None)
             logs = self.original_step(data)
-            keep = ops.equal(self.reuse.skipped_steps.value, before)
+            # The wrapper's own decision, traced in this step and thread.
+            keep = decisions.pop(threading.get_ident())
         else:
             decision: dict[str, Any] = {}
             with (

@@ -328,6 +328,8 @@ class GradientClipping(keras.optimizers.Optimizer):
                 finite = ops.logical_and(
                     finite, _distribute.on_every_replica(ops.all(loss_finite))
                 )
+                # For SkipNonFinite, tracing the same step in this thread.
+                self._layout.decisions[threading.get_ident()] = finite
                 _distribute.apply_if(
                     finite,
                     inner.apply,
@@ -543,8 +545,10 @@ class _Layout:
         self.warned = False
         # Whether a `SkipNonFinite` callback guards the current `fit`.
         self.guarded = False
-        # The loss `scale_loss` saw last, per thread (TensorFlow).
+        # The loss `scale_loss` saw last, and the last step's skip decision,
+        # per thread (TensorFlow).
         self.losses: dict[int, Any] = {}
+        self.decisions: dict[int, Any] = {}
 
     def step_loss(self) -> Any:
         """The loss of the step being traced in this thread, or `None`.

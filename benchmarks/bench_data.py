@@ -358,8 +358,11 @@ def run(quick=False):
     return _split_sections(quick) + group_stratified(quick) + _stream_sections(quick)
 
 
-def _clumpy_groups(seed, n, n_groups, n_classes):
-    """Zipf-sized groups (at most n/10), each with its own Dirichlet class mix."""
+def clumpy_groups(seed, n=3000, n_groups=150, n_classes=4):
+    """Zipf-sized groups (at most n/10), each with its own Dirichlet class mix.
+
+    Shared with tests/data/test_group_stratified.py (the hard case).
+    """
     rng = np.random.default_rng(seed)
     sizes = rng.zipf(1.6, n_groups).clip(1, n // 10)
     groups = np.repeat(np.arange(n_groups), sizes)
@@ -370,7 +373,7 @@ def _clumpy_groups(seed, n, n_groups, n_classes):
     return y, groups
 
 
-def _proportion_error(y, indices):
+def proportion_error(y, indices):
     """Mean over splits of the largest class-proportion gap to the whole data."""
     overall = np.bincount(y) / len(y)
     return float(
@@ -385,7 +388,7 @@ def _proportion_error(y, indices):
     )
 
 
-def _sklearn_group_split(y, groups, n_folds, seed):
+def sklearn_group_split(y, groups, n_folds, seed):
     """Train/dev/test from StratifiedGroupKFold: fold 0 test, fold 1 dev."""
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -414,7 +417,7 @@ def group_stratified(quick):
     n, n_groups = (3_000, 150) if quick else (20_000, 600)
     rows = []
     for seed in range(2 if quick else 5):
-        y, groups = _clumpy_groups(seed, n, n_groups, 5)
+        y, groups = clumpy_groups(seed, n, n_groups, 5)
         for n_folds in (5, 10):
             wanted = resolve_sizes(len(y), None, 1 / n_folds, 1 / n_folds)
             splitter = TrainDevTestSplit(
@@ -424,7 +427,7 @@ def group_stratified(quick):
             ours = splitter.split(len(y), stratify=y, groups=groups)
             ours_s = time.perf_counter() - start
             start = time.perf_counter()
-            theirs = _sklearn_group_split(y, groups, n_folds, seed)
+            theirs = sklearn_group_split(y, groups, n_folds, seed)
             theirs_s = time.perf_counter() - start
 
             rows.append(
@@ -434,8 +437,8 @@ def group_stratified(quick):
                     f"{100 // n_folds}",
                     "rows": len(y),
                     "largest_group": int(np.bincount(groups).max()),
-                    "ours_error": _proportion_error(y, ours),
-                    "sklearn_error": _proportion_error(y, theirs),
+                    "ours_error": proportion_error(y, ours),
+                    "sklearn_error": proportion_error(y, theirs),
                     "ours_size_gap": _size_gap(ours, wanted),
                     "sklearn_size_gap": _size_gap(theirs, wanted),
                     "ours_s": ours_s,

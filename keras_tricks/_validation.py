@@ -172,3 +172,16 @@ def _rows(data):
     if shape is None or len(shape) == 0 or shape[0] is None:
         return None
     return int(shape[0])
+
+
+def check_schedule(schedule: object) -> keras.optimizers.schedules.LearningRateSchedule:
+    """`schedule`, a `LearningRateSchedule` or its config, as a schedule.
+
+    Raises:
+        TypeError: for anything else, naming the argument `schedule`.
+    """
+    if isinstance(schedule, dict):
+        schedule = keras.optimizers.schedules.deserialize(schedule)
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        raise invalid("schedule", schedule, "a LearningRateSchedule", TypeError)
+    return schedule

@@ -27,7 +27,7 @@ from typing import Any
 import keras
 from keras.optimizers.schedules import LearningRateSchedule as Schedule
 
-from keras_tricks._validation import check_number, invalid
+from keras_tricks._validation import check_number, check_schedule
 
 STRATEGIES = ("cos", "linear")
 
@@ -76,11 +76,7 @@ class SWASchedule(Schedule):
         swa_learning_rate: float,
         alpha: float = 0.0,
     ) -> None:
-        if isinstance(schedule, dict):
-            schedule = keras.optimizers.schedules.deserialize(schedule)
-        if not isinstance(schedule, Schedule):
-            raise invalid("schedule", schedule, "a LearningRateSchedule", TypeError)
-        self.schedule = schedule
+        self.schedule = check_schedule(schedule)
         self.swa_learning_rate = check_number(
             "swa_learning_rate", swa_learning_rate, low=0, low_open=True
         )

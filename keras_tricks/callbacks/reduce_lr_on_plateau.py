@@ -10,7 +10,7 @@ import numpy as np
 from keras.optimizers.schedules import LearningRateSchedule as Schedule
 
 from keras_tricks import _keras_compat
-from keras_tricks._validation import check_number, invalid
+from keras_tricks._validation import check_number, check_schedule
 from keras_tricks.callbacks import _monitor
 from keras_tricks.callbacks._base import MonitoringCallback, rate_holders, read_lr
 
@@ -38,11 +38,7 @@ class ScaledSchedule(Schedule):
         factor: float = 1.0,
         min_lr: float = 0.0,
     ) -> None:
-        if isinstance(schedule, dict):
-            schedule = keras.optimizers.schedules.deserialize(schedule)
-        if not isinstance(schedule, Schedule):
-            raise invalid("schedule", schedule, "a LearningRateSchedule", TypeError)
-        self.schedule = schedule
+        self.schedule = check_schedule(schedule)
         self.min_lr = check_number("min_lr", min_lr, low=0)
         factor = check_number("factor", factor, low=0, high=1, low_open=True)
         self.factor = keras.Variable(

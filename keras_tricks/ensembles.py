@@ -67,25 +67,25 @@ def average_models(
                 TypeError,
             )
     reference = _signature(models[0])
-    for model in models[1:]:
-        if _signature(model) != reference:
-            raise invalid(
-                "models",
-                [m.name for m in models],
-                f"models with the same input signature; {models[0].name!r} takes "
-                f"{reference} but {model.name!r} takes {_signature(model)}",
-            )
-    shapes = _output_shapes(models[0])
-    for model in models[1:]:
-        if _output_shapes(model) != shapes:
-            raise invalid(
-                "models",
-                [m.name for m in models],
-                f"models with the same output shapes; {models[0].name!r} gives "
-                f"{shapes} but {model.name!r} gives {_output_shapes(model)}",
-                fix="Average only models of the same task (e.g. the same "
-                "number of classes)",
-            )
+    for describe, what, verb, fix in (
+        (_signature, "input signature", "takes", ""),
+        (
+            _output_shapes,
+            "output shapes",
+            "gives",
+            "Average only models of the same task (e.g. the same number of classes)",
+        ),
+    ):
+        expected = describe(models[0])
+        for model in models[1:]:
+            if describe(model) != expected:
+                raise invalid(
+                    "models",
+                    [m.name for m in models],
+                    f"models with the same {what}; {models[0].name!r} {verb} "
+                    f"{expected} but {model.name!r} {verb} {describe(model)}",
+                    fix=fix,
+                )
     names = [model.name for model in models]
     if len(set(names)) != len(names):
         raise invalid(

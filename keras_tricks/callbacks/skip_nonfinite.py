@@ -115,6 +115,7 @@ class SkipNonFinite(TrainingCallback):
         for member in _chain(model.optimizer):
             if isinstance(member, GradientClipping):
                 member._layout.guarded = True
+        self._restore()  # left installed by a `fit` that raised
         self._guard = None
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -146,6 +147,9 @@ class SkipNonFinite(TrainingCallback):
         model's guard for its current train function (made once, kept on the
         model like Keras keeps `train_function`)."""
         model = self.model
+        other = getattr(model.train_function, "__self__", None)
+        if isinstance(other, SkipNonFinite):
+            other._restore()  # another one's, left by a `fit` that raised
         guard = model.__dict__.get(_GUARD)
         if guard is None or not guard.serves(model):
             guard = _Guard(model)

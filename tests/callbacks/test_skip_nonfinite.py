@@ -216,6 +216,27 @@ def test_the_model_is_left_as_it_was(data):
     assert np.isnan(history.history["loss"][0])
 
 
+class _RaiseAt(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 2:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("same_callback", [True, False])
+def test_a_fit_that_raised_leaves_nothing_in_the_way(data, same_callback):
+    x, y, weights, bad, x_bad = data
+    model, skipper = _model(_adam), SkipNonFinite()
+    with pytest.raises(KeyboardInterrupt):
+        _fit(model, x_bad, y, bad, [skipper, _RaiseAt()], epochs=1)
+    again = skipper if same_callback else SkipNonFinite()
+    history = _fit(model, x_bad, y, bad, [again], epochs=1)
+    assert history.history["skipped_steps"] == [1]
+    assert np.isfinite(history.history["loss"]).all()
+    # And a plain fit afterwards is plain Keras again.
+    assert np.isnan(_fit(model, x_bad, y, bad, epochs=1).history["loss"][0])
+
+
 # Nothing leaks into unrelated code -------------------------------------------------
 
 

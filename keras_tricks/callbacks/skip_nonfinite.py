@@ -242,8 +242,11 @@ class _Guard:
             decisions = self.reuse._layout.decisions
             decisions.pop(threading.get_ident(), None)
             logs = self.original_step(data)
-            # The wrapper's own decision, traced in this step and thread.
-            keep = decisions.pop(threading.get_ident())
+            # The wrapper's own decision, traced in this step and thread
+            # (none without an update step: the loss alone decides).
+            keep = decisions.pop(threading.get_ident(), None)
+            if keep is None:
+                keep = _distribute.on_every_replica(_loss_finite(logs))
         else:
             decision: dict[str, Any] = {}
             with (

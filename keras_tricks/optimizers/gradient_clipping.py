@@ -281,6 +281,8 @@ class GradientClipping(keras.optimizers.Optimizer):
         if not self.built:
             with keras.name_scope(self.name):
                 self.build(trainable_variables)
+        # Taken in every step, so that no earlier trace's loss lingers.
+        loss = self._layout.step_loss()
         loss_scaled = _loss_scaled(self.inner_optimizer)
         if loss_scaled and not self._layout.loss_scaled_here:
             raise _double_loss_scaling_error(self.inner_optimizer)
@@ -323,13 +325,13 @@ class GradientClipping(keras.optimizers.Optimizer):
                 if others:
                     finite = ops.logical_and(finite, _finite(others))
                 # Every replica takes part in the vote, whatever it recorded.
-                loss = self._layout.step_loss()
                 loss_finite = ops.array(True) if loss is None else ops.isfinite(loss)
                 finite = ops.logical_and(
                     finite, _distribute.on_every_replica(ops.all(loss_finite))
                 )
-                # For SkipNonFinite, tracing the same step in this thread.
-                self._layout.decisions[threading.get_ident()] = finite
+                if self._layout.guarded:
+                    # For SkipNonFinite, tracing the same step in this thread.
+                    self._layout.decisions[threading.get_ident()] = finite
                 _distribute.apply_if(
                     finite,
                     inner.apply,

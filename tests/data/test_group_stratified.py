@@ -3,13 +3,41 @@
 import numpy as np
 import pytest
 
-from benchmarks.bench_data import clumpy_groups as clumpy_data
-from benchmarks.bench_data import proportion_error
-from benchmarks.bench_data import sklearn_group_split as sklearn_split
 from keras_tricks.data import TrainDevTestSplit, resolve_sizes, train_dev_test_split
 
 # (seed, n_folds): fold sizes 1/5 and 1/10 give dev and test 0.2 and 0.1.
 CASES = [(seed, folds) for seed in range(4) for folds in (5, 10)]
+
+
+def clumpy_data(seed, n=3000, n_groups=150, n_classes=4):
+    """Zipf-sized groups, each with its own class mix (the hard case)."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.zipf(1.6, n_groups).clip(1, n // 10)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    mix = rng.dirichlet(np.ones(n_classes), n_groups)
+    y = np.concatenate(
+        [rng.choice(n_classes, s, p=mix[g]) for g, s in enumerate(sizes)]
+    )
+    return y, groups
+
+
+def proportion_error(y, indices):
+    """Mean over splits of the largest class-proportion gap to the whole data."""
+    overall = np.bincount(y) / len(y)
+    gaps = [
+        np.abs(np.bincount(y[i], minlength=overall.size) / len(i) - overall).max()
+        for i in indices
+    ]
+    return float(np.mean(gaps))
+
+
+def sklearn_split(y, groups, n_folds, seed):
+    """Train/dev/test from StratifiedGroupKFold: fold 0 test, fold 1 dev."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
+    folds = [test for _, test in splitter.split(np.zeros(len(y)), y, groups)]
+    return [np.concatenate(folds[2:]), folds[1], folds[0]]
 
 
 def ours(y, groups, n_folds, seed):

@@ -359,10 +359,7 @@ def run(quick=False):
 
 
 def clumpy_groups(seed, n=3000, n_groups=150, n_classes=4):
-    """Zipf-sized groups (at most n/10), each with its own Dirichlet class mix.
-
-    Shared with tests/data/test_group_stratified.py (the hard case).
-    """
+    """Zipf-sized groups (at most n/10), each with its own Dirichlet class mix."""
     rng = np.random.default_rng(seed)
     sizes = rng.zipf(1.6, n_groups).clip(1, n // 10)
     groups = np.repeat(np.arange(n_groups), sizes)

@@ -138,6 +138,7 @@ def _run_jobs(jobs, root):
     Raises:
         RuntimeError: when a command fails (with the end of its output).
     """
+    root.mkdir(parents=True, exist_ok=True)
     pending, running, finished = list(jobs), {}, {}
     start = time.perf_counter()
     while pending or running:

@@ -28,9 +28,7 @@ def test_every_scenario_and_seed_runs_once_longest_first(quick):
         assert _seeds(arguments)[0] == offset
         for seed in _seeds(arguments):
             covered.setdefault((model, scenario), []).append(seed)
-    assert sorted(covered) == sorted(
-        (m, s) for m in ("mlp", "cnn") for s in SCENARIOS
-    )
+    assert sorted(covered) == sorted((m, s) for m in ("mlp", "cnn") for s in SCENARIOS)
     assert all(sorted(s) == list(range(seeds)) for s in covered.values())
     # The CNN's `long` scenario (all 48,000 rows) is the longest command,
     # split into two by seeds; the small-data MLP is among the shortest.
@@ -121,3 +119,32 @@ def test_an_effect_is_decided_by_its_sign_or_its_width(low, high, expected):
 
     row = {"ci_low": low, "ci_high": high, "verdict": verdict(low, high)}
     assert bench_studies.decided(row) is expected
+
+
+def test_commands_run_an_mlp_beside_a_cnn_and_a_failure_stops_the_study(
+    tmp_path, monkeypatch, capsys
+):
+    # Each "command" makes its output directory and exits 3 when told to.
+    monkeypatch.setattr(
+        bench_studies,
+        "_CLI",
+        "import pathlib, sys; pathlib.Path(sys.argv[sys.argv.index('--out') + 1])"
+        ".mkdir(); sys.exit(3 if 'fail' in sys.argv else 0)",
+    )
+    jobs = [
+        ("cnn", "long", 0, ["x"]),
+        ("cnn", "long", 3, ["x"]),
+        ("mlp", "long", 0, ["x"]),
+    ]
+    finished = bench_studies._run_jobs(jobs, tmp_path / "ok")
+    assert sorted(finished) == sorted(job[:3] for job in jobs)
+    assert all(out.is_dir() for out, _ in finished.values())
+    started = [
+        line.split()[1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.strip().startswith("started")
+    ]
+    assert started == ["cnn-long-0", "mlp-long-0", "cnn-long-3"]
+
+    with pytest.raises(RuntimeError, match=r"\('mlp', 'deep', 0\) exited with 3"):
+        bench_studies._run_jobs([("mlp", "deep", 0, ["fail"])], tmp_path / "bad")

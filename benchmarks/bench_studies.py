@@ -29,6 +29,7 @@ smoke test of the machinery only.
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,12 @@ one runs."""
 SPLIT_SEEDS = 0.25
 """A command estimated at more than this share of the whole study runs as two
 commands, each with part of the seeds, so that the workers finish together."""
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+"""Headless browsers that take the screenshots of the reports, if one is
+installed (`apt-get install chromium`)."""
+
+HERE = Path(__file__).parent
 
 _CLI = "import sys; from keras_tricks.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -185,6 +192,31 @@ def _run_jobs(jobs, root):
     return finished
 
 
+def screenshot(report, png):
+    """Saves a headless browser's view of `report` (an HTML file) as `png`,
+    1280 pixels wide, what a reader sees first; returns `png`, or `None`
+    when no browser of `BROWSERS` is installed."""
+    browser = next(filter(None, map(shutil.which, BROWSERS)), None)
+    if browser is None:
+        return None
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,5000",
+            f"--screenshot={Path(png).resolve()}",
+            Path(report).resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return Path(png)
+
+
 def _merged(model, finished):
     """One `AblationResult` of `model`'s commands (scenarios in lab order)."""
     from keras_tricks.lab.ablation import AblationResult
@@ -204,6 +236,10 @@ def _merged(model, finished):
     config["seed_list"] = sorted({r["seed"] for s in stored for r in s["runs"]})
     config["seeds"] = len(config["seed_list"])
     config["planned_runs"] = sum(s["config"]["planned_runs"] for s in stored)
+    backends = {k[1]: s["config"]["backend"] for k, s in zip(keys, stored, strict=True)}
+    usual = max(backends.values(), key=list(backends.values()).count)
+    others = [f"{n}: {b}" for n, b in backends.items() if b != usual]
+    config["backend"] = usual + (f" ({', '.join(others)})" if others else "")
     config["command"] = f"python -m benchmarks studies ({model})"
     config.pop("argv", None)
     runs = [run for s in stored for run in s["runs"]]
@@ -328,6 +364,9 @@ def run(quick=False):
         result = _merged(model, finished)
         write_outputs(result, root / model)
         print(f"{model}: report in {root / model}/report.html", flush=True)
+        png = screenshot(root / model / "report.html", HERE / f"studies_{model}.png")
+        if png is not None:
+            print(f"{model}: screenshot of the report in {png}", flush=True)
         title = (
             f"Ablation lab on {name}, --model {model}, {result.config['seeds']} seeds"
         )

@@ -1,6 +1,7 @@
 """The Fashion-MNIST study's plan: every scenario of both models, every seed
 once, and per-command results that merge into the table of one whole run."""
 
+import importlib.metadata
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from benchmarks import bench_studies
 from keras_tricks.lab.ablation import AblationResult, _key_text
-from keras_tricks.lab.output import write_runs
+from keras_tricks.lab.output import write_outputs, write_runs
 from keras_tricks.lab.scenarios import SCENARIOS, variants
 
 
@@ -62,8 +63,9 @@ def _runs(scenario, seeds, rng):
     return runs
 
 
-def _config(scenarios, seed_list):
+def _config(scenarios, seed_list, backend="jax"):
     return {
+        "backend": backend,
         "dataset": "Fashion-MNIST",
         "model": "mlp",
         "seeds": len(seed_list),
@@ -87,7 +89,8 @@ def test_commands_split_by_seeds_merge_into_the_table_of_one_run(tmp_path):
     finished = {}
     for key, runs in parts.items():
         seeds = sorted({r["seed"] for r in runs})
-        part = AblationResult(runs, _config([key[1]], seeds))
+        backend = "tensorflow" if key[1] == "long" else "jax"
+        part = AblationResult(runs, _config([key[1]], seeds, backend))
         write_runs(part, tmp_path / "-".join(map(str, key)))
         finished[key] = (tmp_path / "-".join(map(str, key)), 10.0)
 
@@ -96,6 +99,7 @@ def test_commands_split_by_seeds_merge_into_the_table_of_one_run(tmp_path):
     whole = AblationResult(deep + long, _config(["deep", "long"], range(5)), found)
     assert merged.config["seeds"] == 5 and merged.config["seed_list"] == [0, 1, 2, 3, 4]
     assert list(merged.config["scenarios"]) == ["deep", "long"]
+    assert merged.config["backend"] == "jax (long: tensorflow)"
     assert len(merged.table) == len(whole.table) > 0
     for got, want in zip(merged.table, whole.table, strict=True):
         for column, value in want.items():
@@ -103,6 +107,14 @@ def test_commands_split_by_seeds_merge_into_the_table_of_one_run(tmp_path):
                 assert math.isnan(got[column]), column
             else:
                 assert got[column] == value, column
+
+    # The report names the backends of the runs and their versions, not
+    # those of the process that writes it.
+    write_outputs(merged, tmp_path / "merged")
+    html = (tmp_path / "merged" / "report.html").read_text()
+    assert "jax (long: tensorflow)" in html
+    for name in ("jax", "tensorflow"):
+        assert f"<td>{importlib.metadata.version(name)}</td>" in html
 
 
 @pytest.mark.parametrize(

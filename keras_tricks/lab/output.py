@@ -373,23 +373,27 @@ def _png(draw: Any, *args: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _versions() -> dict[str, str]:
+def _versions(config: dict[str, Any]) -> dict[str, str]:
+    """The versions that made the runs, with the backend the runs recorded
+    (the process writing the report may use another one)."""
+    import importlib.metadata
+
     import keras
 
     import keras_tricks
 
+    backend = str(config.get("backend") or keras.backend.backend())
     versions = {
         "python": platform.python_version(),
         "keras": keras.__version__,
         "keras_tricks": keras_tricks.__version__,
         "numpy": np.__version__,
-        "backend": keras.backend.backend(),
+        "backend": backend,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
     }
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
+    for name in ("tensorflow", "jax"):
+        if name in backend:
+            versions[name] = importlib.metadata.version(name)
     return versions
 
 
@@ -444,7 +448,7 @@ is above (below) 0; <b>mixed</b>: some seeds trained and others did not, so
 no interval is given.</p>
 <img alt="effect of each trick" src="data:image/png;base64,{effects}">
 {"".join(sections)}
-<h2>Versions</h2>{_settings_table_plain(_versions())}
+<h2>Versions</h2>{_settings_table_plain(_versions(config))}
 <h2>Reproduce</h2><pre>{html.escape(config.get("command", ""))}</pre>
 </body></html>
 """

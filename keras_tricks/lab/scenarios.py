@@ -155,9 +155,15 @@ SCENARIOS: dict[str, Scenario] = {
 """Scenario name -> `Scenario`, in the order the lab runs them."""
 
 DEMO_SCENARIOS: dict[str, Scenario] = {
-    "deep": replace(SCENARIOS["deep"], tricks=("init", "bn"), recipe=()),
+    "deep": replace(
+        SCENARIOS["deep"],
+        tricks=("init", "bn"),
+        recipe=(),
+        epochs={"mlp": 15, "cnn": 4},
+    ),
     "high-lr": replace(
         SCENARIOS["high-lr"],
+        epochs={"mlp": 8, "cnn": 4},
         regime="plain SGD at learning rate 2: without help the network dies "
         "(a constant guess) in every seed",
         recipe=(),

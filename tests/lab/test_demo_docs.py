@@ -74,3 +74,13 @@ def test_every_other_number_of_the_prose_is_in_the_results(section, rows):
 def test_the_figures_exist():
     for name in ("ablation-effects.png", "ablation-curves.png"):
         assert (DOCS / "img" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_demo_scenarios_are_those_of_the_committed_run(rows):
+    # The demo's scenarios derive from the full ones: a change made for
+    # Fashion-MNIST (e.g. the `deep` MLP's epochs) must not move the demo
+    # away from the run its docs describe. A reference never stops early.
+    from keras_tricks.lab.scenarios import DEMO_SCENARIOS
+
+    for name, scenario in DEMO_SCENARIOS.items():
+        assert float(rows[name, "reference"]["epochs_run"]) == scenario.epochs["mlp"]

@@ -16,10 +16,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from keras_tricks import __version__
@@ -127,6 +130,32 @@ def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, list[Any]]:
     return resumed, list(stored.get("runs", []))
 
 
+@contextlib.contextmanager
+def _interrupts() -> Iterator[list[int]]:
+    """Ctrl-C stops a study even when Python drops its KeyboardInterrupt.
+
+    A SIGINT that arrives while Python runs a finalizer (`__del__`, a weakref
+    callback: TensorFlow frees its objects so after every run) is printed and
+    lost, and the study would go on. While this context is open (on the main
+    thread), each SIGINT is also recorded in the yielded list, which the study
+    checks after every run; the previous handler comes back on exit.
+    """
+    interrupted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _ablate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -179,9 +208,11 @@ def _ablate(args: argparse.Namespace) -> int:
         partial.config["subcommand"] = args.command
         latest[:] = [partial]
         write_runs(partial, args.out)
+        if interrupted and not partial.complete:
+            raise KeyboardInterrupt
 
     try:
-        with Progress() as progress:
+        with _interrupts() as interrupted, Progress() as progress:
             result = run_ablation(
                 data,
                 scenarios=scenarios,

@@ -289,6 +289,36 @@ def test_ctrl_c_exits_130_and_keeps_the_finished_runs_marked_incomplete(tmp_path
         assert not (out / name).exists()
 
 
+def test_ctrl_c_lost_in_a_finalizer_still_stops_after_the_run(tmp_path, monkeypatch):
+    """A SIGINT whose KeyboardInterrupt Python drops (raised inside a
+    finalizer, as TensorFlow's objects are freed) stops the study after the
+    run it arrived in, instead of letting it run to the end."""
+    import signal
+
+    import keras_tricks.lab.ablation as ablation
+
+    real, calls = ablation.train_run, []
+
+    def interrupted_in_a_finalizer(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        if len(calls) == 1:
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass  # what Python does with it inside `__del__`
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ablation, "train_run", interrupted_in_a_finalizer)
+    previous = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "out"
+    assert cli.main(_tiny_study(tmp_path, seeds=2)) == 130
+    assert calls == [0]
+    saved = json.loads((out / "runs.json").read_text())
+    assert saved["complete"] is False and len(saved["runs"]) == 1
+    assert "INCOMPLETE" in (out / "report.html").read_text()
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
 def test_resume_continues_without_redoing_finished_runs(tmp_path, monkeypatch, capsys):
     import keras_tricks.lab.ablation as ablation
 

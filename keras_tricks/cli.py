@@ -135,8 +135,8 @@ def _interrupts() -> Iterator[list[int]]:
     """Ctrl-C stops a study even when Python drops its KeyboardInterrupt.
 
     A SIGINT that arrives while Python runs a finalizer (`__del__`, a weakref
-    callback: TensorFlow frees its objects so after every run) is printed and
-    lost, and the study would go on. While this context is open (on the main
+    callback: they run whenever objects are freed, and every run frees a
+    model's worth) is printed and lost, and the study would go on. While this context is open (on the main
     thread), each SIGINT is also recorded in the yielded list, which the study
     checks after every run; the previous handler comes back on exit.
     """

@@ -136,9 +136,10 @@ def _interrupts() -> Iterator[list[int]]:
 
     A SIGINT that arrives while Python runs a finalizer (`__del__`, a weakref
     callback: they run whenever objects are freed, and every run frees a
-    model's worth) is printed and lost, and the study would go on. While this context is open (on the main
-    thread), each SIGINT is also recorded in the yielded list, which the study
-    checks after every run; the previous handler comes back on exit.
+    model's worth) is printed and lost, and the study would go on. While this
+    context is open (on the main thread), each SIGINT is also recorded in the
+    yielded list, which the study checks after every run; the previous
+    handler comes back on exit.
     """
     interrupted: list[int] = []
     if threading.current_thread() is not threading.main_thread():

@@ -105,7 +105,7 @@ def _jobs(dataset, quick):
             settings = scenario.settings(model)
             rows = settings["train_examples"]
             rows = 48000 if rows is None else 1000 if rows == "small" else rows
-            networks = len({frozenset(v.values.items()) for v in variants(scenario)})
+            networks = len({v.key for v in variants(scenario)})
             cost = COST_PER_ROW_EPOCH[model] * rows * settings["epochs"] * networks
             jobs.append((cost, model, name))
     total = sum(job[0] for job in jobs)
@@ -156,19 +156,16 @@ def _run_jobs(jobs, root):
             name = f"{model}-{scenario}-{offset}"
             log = open(root / f"{name}.log", "w")  # noqa: SIM115
             command = [sys.executable, "-c", _CLI, "ablate", *arguments]
+            backend = _backend(model, scenario)
             process = subprocess.Popen(
                 [*command, "--out", str(root / name)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=dict(
-                    os.environ,
-                    KERAS_BACKEND=_backend(model, scenario),
-                    TF_CPP_MIN_LOG_LEVEL="3",
-                ),
+                env=dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3"),
             )
             key = (model, scenario, offset)
             running[key] = (process, log, root / name, time.perf_counter())
-            print(f"  started {name} on {_backend(model, scenario)}", flush=True)
+            print(f"  started {name} on {backend}", flush=True)
         time.sleep(1)
         for key, (process, log, out, began) in list(running.items()):
             if process.poll() is None:

@@ -1,7 +1,11 @@
 """Assertions shared by the test modules."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def assert_roundtrip(model, x, tmp_path, *, atol=0.0):
@@ -16,3 +20,10 @@ def assert_roundtrip(model, x, tmp_path, *, atol=0.0):
     actual = keras.ops.convert_to_numpy(loaded(x, training=False))
     np.testing.assert_allclose(actual, expected, atol=atol, rtol=0)
     return loaded
+
+
+def docs_section(page, heading):
+    """The text of `docs/<page>` from `heading` to the next `## ` heading."""
+    text = (DOCS / page).read_text()
+    start = text.index(heading)
+    return text[start : text.index("\n## ", start + 1)]

@@ -8,13 +8,12 @@ section must be that file's.
 
 import csv
 import re
-from pathlib import Path
 
 import pytest
 
 from keras_tricks.lab.output import markdown_summary
+from tests.helpers import DOCS, docs_section
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 RESULTS = DOCS / "lab" / "results.csv"
 
 CLAIM = re.compile(
@@ -28,9 +27,7 @@ CLAIM = re.compile(
 
 @pytest.fixture(scope="module")
 def section():
-    text = (DOCS / "lab.md").read_text()
-    start = text.index("## What the demo shows")
-    return text[start : text.index("\n## ", start + 1)]
+    return docs_section("lab.md", "## What the demo shows")
 
 
 @pytest.fixture(scope="module")

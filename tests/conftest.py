@@ -4,6 +4,9 @@ The suite runs twice in `make test`: every test on the TensorFlow backend,
 then the tests marked `jax` again with `KERAS_BACKEND=jax` (the backend is
 fixed when Keras is imported, so each backend needs its own process). On a
 backend other than TensorFlow the unmarked tests are skipped, not failed.
+`make test` spreads each run over one pytest-xdist worker per core: a test
+must not depend on another having run in the same process, and
+session-scoped data is built once per worker.
 
 Determinism: every test starts from `keras.utils.set_random_seed(0)`, and
 TensorFlow runs deterministic kernels (`enable_op_determinism`), so a training

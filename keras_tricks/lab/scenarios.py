@@ -184,6 +184,7 @@ DEMO_SCENARIOS: dict[str, Scenario] = {
         "learning rate",
         tricks=("decay", "plateau"),
         recipe=(),
+        architecture={"mlp": (2, 256), "cnn": (3, 16)},
         epochs={"mlp": 30, "cnn": 30},
         batch_size=32,
         train_examples=500,

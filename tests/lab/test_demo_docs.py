@@ -2,11 +2,12 @@
 
 `docs/lab/results.csv` is the `results.csv` of an actual `make demo` run
 (its figures are `docs/img/ablation-effects.png` and
-`docs/img/ablation-curves.png`); every number and verdict of the demo
-section must be that file's.
+`docs/img/ablation-curves.png`, its settings `docs/lab/settings.json`);
+every number and verdict of the demo section must be that file's.
 """
 
 import csv
+import json
 import re
 
 import pytest
@@ -15,6 +16,7 @@ from keras_tricks.lab.output import markdown_summary
 from tests.helpers import DOCS, docs_section
 
 RESULTS = DOCS / "lab" / "results.csv"
+SETTINGS = DOCS / "lab" / "settings.json"
 
 CLAIM = re.compile(
     r"`(?P<scenario>[\w-]+): (?P<variant>[^`]+)` (?P<effect>[+-]\d\.\d{3}) "
@@ -74,10 +76,19 @@ def test_the_figures_exist():
 
 
 def test_the_demo_scenarios_are_those_of_the_committed_run(rows):
-    # The demo's scenarios derive from the full ones: a change made for
-    # Fashion-MNIST (e.g. the `deep` MLP's epochs) must not move the demo
-    # away from the run its docs describe. A reference never stops early.
+    """`docs/lab/settings.json` holds the committed run's settings.
+
+    The demo's scenarios derive from the full ones: a change made for
+    Fashion-MNIST (the `long` MLP's width, the `deep` MLP's epochs) must not
+    move the demo away from the run its docs describe. A reference never
+    stops early.
+    """
     from keras_tricks.lab.scenarios import DEMO_SCENARIOS
 
+    committed = json.loads(SETTINGS.read_text())
+    assert (committed["dataset"], committed["model"]) == ("digits", "mlp")
+    assert sorted(committed["scenarios"]) == sorted(DEMO_SCENARIOS)
     for name, scenario in DEMO_SCENARIOS.items():
-        assert float(rows[name, "reference"]["epochs_run"]) == scenario.epochs["mlp"]
+        settings = json.loads(json.dumps(scenario.settings("mlp")))
+        assert settings.items() <= committed["scenarios"][name].items(), name
+        assert float(rows[name, "reference"]["epochs_run"]) == settings["epochs"]

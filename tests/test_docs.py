@@ -182,7 +182,9 @@ def test_links_resolve_inside_the_repository(document):
 
 # Developer-only sources stay out of what users read.
 PRIVATE_REFERENCE = re.compile(
-    r"\.\./shared|/work/shared|\bthe material\b|\blectures?\b", re.IGNORECASE
+    r"\.\./shared|/work/shared|\b(?-i:TRICKS|STYLE)\.md\b|\bthe material\b|"
+    r"\blectures?\b",
+    re.IGNORECASE,
 )
 
 

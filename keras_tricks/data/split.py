@@ -1,4 +1,4 @@
-"""Three-way train/dev/test split of in-memory data (TRICKS.md section 10).
+"""Three-way train/dev/test split of in-memory data (see `docs/data.md`).
 
 `TrainDevTestSplit` computes the indices; `train_dev_test_split` is the thin
 convenience function over it that also selects the rows, in scikit-learn's

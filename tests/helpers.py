@@ -1,5 +1,6 @@
 """Assertions shared by the test modules."""
 
+import csv
 from pathlib import Path
 
 import keras
@@ -27,3 +28,9 @@ def docs_section(page, heading):
     text = (DOCS / page).read_text()
     start = text.index(heading)
     return text[start : text.index("\n## ", start + 1)]
+
+
+def result_rows(path):
+    """A lab `results.csv` as `{(scenario, variant): row}` (values as text)."""
+    with open(path, newline="") as f:
+        return {(r["scenario"], r["variant"]): r for r in csv.DictReader(f)}

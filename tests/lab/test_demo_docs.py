@@ -6,14 +6,13 @@
 every number and verdict of the demo section must be that file's.
 """
 
-import csv
 import json
 import re
 
 import pytest
 
 from keras_tricks.lab.output import markdown_summary
-from tests.helpers import DOCS, docs_section
+from tests.helpers import DOCS, docs_section, result_rows
 
 RESULTS = DOCS / "lab" / "results.csv"
 SETTINGS = DOCS / "lab" / "settings.json"
@@ -34,8 +33,7 @@ def section():
 
 @pytest.fixture(scope="module")
 def rows():
-    with open(RESULTS, newline="") as f:
-        return {(r["scenario"], r["variant"]): r for r in csv.DictReader(f)}
+    return result_rows(RESULTS)
 
 
 def test_the_table_is_the_committed_results(section):

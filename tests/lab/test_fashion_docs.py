@@ -6,13 +6,12 @@
 verdict and test accuracy of the section's tables must be those files'.
 """
 
-import csv
 import re
 
 import pytest
 
 from benchmarks import bench_studies
-from tests.helpers import DOCS, docs_section
+from tests.helpers import DOCS, docs_section, result_rows
 
 ROOT = DOCS.parent
 MODELS = ("mlp", "cnn")
@@ -25,11 +24,7 @@ def section():
 
 @pytest.fixture(scope="module")
 def rows():
-    found = {}
-    for model in MODELS:
-        with open(DOCS / "lab" / f"fashion-{model}.csv", newline="") as f:
-            found[model] = {(r["scenario"], r["variant"]): r for r in csv.DictReader(f)}
-    return found
+    return {m: result_rows(DOCS / "lab" / f"fashion-{m}.csv") for m in MODELS}
 
 
 def _effect(row):
@@ -63,8 +58,8 @@ def test_every_effect_of_the_table_is_the_committed_results(section, rows):
 
 def test_the_recipe_accuracy_and_the_decided_count_are_the_results(section, rows):
     [(_, *recipe)] = _cells(section, r"`long` recipe test accuracy[^|]*")
-    [(_, *count)] = _cells(section, r"add-one effects decided[^|]*")
-    for model, accuracy, decided in zip(MODELS, recipe, count, strict=True):
+    [(_, *counts)] = _cells(section, r"add-one effects decided[^|]*")
+    for model, accuracy, decided in zip(MODELS, recipe, counts, strict=True):
         found = rows[model]
         assert accuracy.startswith(
             f"{float(found['long', 'recipe']['test_accuracy']):.3f}"
@@ -79,13 +74,8 @@ def test_the_recipe_accuracy_and_the_decided_count_are_the_results(section, rows
         assert decided.startswith(f"{count} of {len(add_one)}")
 
 
-def test_the_results_file_records_the_same_study():
+def test_the_results_file_records_the_same_study(rows):
     results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
     for model in MODELS:
-        with open(DOCS / "lab" / f"fashion-{model}.csv", newline="") as f:
-            recipe = next(
-                r
-                for r in csv.DictReader(f)
-                if (r["scenario"], r["variant"]) == ("long", "recipe")
-            )
+        recipe = rows[model]["long", "recipe"]
         assert f"| {round(float(recipe['test_accuracy']), 4)} |" in results
